@@ -1,0 +1,78 @@
+"""Helpers for tests over the real servers: wait for a condition, read a topic, check progress."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from shared.consumer import IdempotentConsumer
+from shared.settings import KernelSettings
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.05
+) -> T:
+    """Call ``probe`` until it returns something truthy; fail with its last value after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: T = await probe()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met after {timeout}s (last value: {last!r})")
+        await asyncio.sleep(interval)
+        last = await probe()
+    return last
+
+
+async def end_offsets(settings: KernelSettings, topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+            partitions = consumer.partitions_for_topic(topic) or set()
+        offsets: dict[TopicPartition, int] = await consumer.end_offsets(
+            [TopicPartition(topic, p) for p in partitions]
+        )
+        return offsets
+    finally:
+        await consumer.stop()
+
+
+async def caught_up(consumer: IdempotentConsumer, settings: KernelSettings) -> bool:
+    """True when ``consumer`` committed every message its topics hold right now."""
+    for topic in consumer.topics:
+        for tp, end in (await end_offsets(settings, topic)).items():
+            if end > 0 and consumer.committed.get(tp, 0) < end:
+                return False
+    return True
+
+
+async def read_topic(
+    settings: KernelSettings, topic: str, *, expected: int, timeout: float = 20.0
+) -> list[ConsumerRecord]:
+    """Read ``expected`` messages from the start of ``topic`` (no consumer group)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                records.extend(messages)
+    finally:
+        await consumer.stop()
+    return records

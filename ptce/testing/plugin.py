@@ -1,0 +1,142 @@
+"""The test harness: real PostgreSQL and a real Kafka-protocol broker for the whole session.
+
+By default the session starts its own servers (the same embedded ones as ``ptce dev``)
+in a temporary directory and stops them at the end. Given ``PTCE_TEST_POSTGRES_URL``
+(a server, e.g. ``postgresql://postgres@127.0.0.1:5432``) and/or
+``PTCE_TEST_KAFKA_BOOTSTRAP_SERVERS``, it uses those instead.
+
+Isolation: each service's migrations run once into a template database; every test
+that asks for a service gets a fresh database copied from it, and its own topic prefix
+on the broker, so tests never see each other's rows or events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from ptce.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from shared.events.registry import SERVICES, all_topics
+from shared.kafka import create_topics
+from shared.migrations import upgrade
+from shared.settings import SETTINGS_BY_SERVICE, KernelSettings, ServiceSettings
+
+
+@dataclass
+class Infra:
+    """The servers the session runs against."""
+
+    postgres_url: str  # postgresql://user@host:port, no database
+    kafka_bootstrap_servers: str
+    postgres: EmbeddedPostgres | None
+    broker: EmbeddedBroker | None
+
+    def database_url(self, database: str, *, driver: str = "postgresql+asyncpg") -> str:
+        return f"{self.postgres_url.replace('postgresql://', driver + '://', 1)}/{database}"
+
+
+def _template(service: str) -> str:
+    return f"ptce_template_{service}"
+
+
+async def _create_database(infra: Infra, name: str, template: str | None = None) -> None:
+    conn = await asyncpg.connect(infra.database_url("postgres", driver="postgresql"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{suffix}')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    root = tmp_path_factory.mktemp("servers")
+    postgres: EmbeddedPostgres | None = None
+    broker: EmbeddedBroker | None = None
+    postgres_url = os.environ.get("PTCE_TEST_POSTGRES_URL")
+    bootstrap = os.environ.get("PTCE_TEST_KAFKA_BOOTSTRAP_SERVERS")
+    try:
+        if not postgres_url:
+            postgres = EmbeddedPostgres(root / "postgres", free_port(), fast_unsafe=True)
+            postgres.start()
+            postgres_url = f"postgresql://postgres@127.0.0.1:{postgres.port}"
+        if not bootstrap:
+            broker = EmbeddedBroker(free_port(), root / "tansu.log")
+            broker.start()
+            bootstrap = broker.bootstrap_servers
+        infra = Infra(postgres_url.rstrip("/"), bootstrap, postgres, broker)
+        for service in SERVICES:
+            asyncio.run(_create_database(infra, _template(service)))
+            upgrade(service, infra.database_url(_template(service)))
+        yield infra
+    finally:
+        if broker is not None:
+            broker.stop()
+        if postgres is not None:
+            postgres.stop()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}-"
+
+
+SettingsFactory = Callable[[str], Awaitable[ServiceSettings]]
+
+
+@pytest.fixture
+async def service_settings(infra: Infra, topic_prefix: str) -> AsyncIterator[SettingsFactory]:
+    """``await service_settings("catalog")``: settings on a fresh migrated database of that service.
+
+    Every service of one test shares the test's topic prefix, so they talk to each other.
+    """
+    created: list[str] = []
+    topics_ready = False
+
+    async def make(service: str) -> ServiceSettings:
+        nonlocal topics_ready
+        name = f"test_{service}_{uuid.uuid4().hex[:12]}"
+        await _create_database(infra, name, template=_template(service))
+        created.append(name)
+        settings = SETTINGS_BY_SERVICE[service](
+            database_url=infra.database_url(name),
+            kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
+            kafka_topic_prefix=topic_prefix,
+            kafka_timeout_seconds=5.0,
+            consumer_retry_backoff_seconds=0.05,
+            db_pool_size=5,
+        )
+        if not topics_ready:
+            await create_topics(settings, topics=all_topics(topic_prefix))
+            topics_ready = True
+        return settings
+
+    yield make
+    conn = await asyncpg.connect(infra.database_url("postgres", driver="postgresql"))
+    try:
+        for name in created:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def kernel_settings(infra: Infra, topic_prefix: str) -> KernelSettings:
+    return KernelSettings(
+        kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
+        kafka_topic_prefix=topic_prefix,
+        kafka_timeout_seconds=5.0,
+    )
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]

@@ -1,0 +1,4 @@
+from exchange.models import ExchangeModel
+from shared.migrations import run_env
+
+run_env(ExchangeModel.metadata)

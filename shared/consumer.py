@@ -1,0 +1,280 @@
+"""The idempotent consumer: each event applied once, in its own transaction, whatever Kafka redelivers.
+
+For each message, in partition order:
+1. parse it as a CloudEvent of a known type (a malformed message goes straight to
+   ``<topic>.dlq``; an event of a type this consumer has no handler for is skipped);
+2. in one database transaction, record (source, id) in ``processed_event`` — a
+   duplicate finds it there and changes nothing — and apply the handler;
+3. only after that commit, commit the Kafka offset (manual commits; a rebalance
+   listener waits for the batch in progress before partitions move).
+
+A handler that fails is retried with exponential back-off a bounded number of times,
+then the message goes to the dead-letter topic and the partition goes on. A database
+that is unreachable is not the event's fault: those failures are retried without
+bound, so that an outage never sends good events to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.events.envelope import MalformedEvent, ReceivedEvent, from_kafka
+from shared.events.registry import dead_letter_topic, topic_name
+from shared.kafka import bounded, new_consumer, new_producer, stop_quietly
+from shared.logging import get_logger, request_id_var
+from shared.settings import KernelSettings
+
+log = get_logger(__name__)
+
+Handler = Callable[[AsyncSession, ReceivedEvent], Awaitable[None]]
+AfterApply = Callable[[ReceivedEvent], Awaitable[None]]
+MAX_INFRA_BACKOFF_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """What a service consumes: a name (its consumer group) and a handler per event type."""
+
+    name: str
+    handlers: Mapping[str, Handler]
+
+    def source_services(self) -> set[str]:
+        return {event_type.split(".")[1] for event_type in self.handlers}
+
+
+def _is_infrastructure_error(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | OSError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: IdempotentConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Wait for the batch in progress: its offsets are committed before the partitions move.
+        async with self._owner.processing:
+            pass
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("partitions_assigned", consumer=self._owner.group_id, partitions=len(assigned))
+        self._owner.assigned.set()
+
+
+class IdempotentConsumer:
+    def __init__(
+        self,
+        *,
+        service: str,
+        spec: ConsumerSpec,
+        session_factory: async_sessionmaker[AsyncSession],
+        processed_event: Table,
+        settings: KernelSettings,
+        after_apply: AfterApply | None = None,
+    ) -> None:
+        self.service = service
+        self.spec = spec
+        self._session_factory = session_factory
+        self._processed = processed_event
+        self._settings = settings
+        self._after_apply = after_apply
+        prefix = settings.kafka_topic_prefix
+        self.group_id = f"{prefix}{service}.{spec.name}"
+        self.topics = sorted(topic_name(s, prefix) for s in spec.source_services())
+        self.processing = asyncio.Lock()
+        self.assigned = asyncio.Event()
+        self.applied_total = 0
+        self.duplicates_total = 0
+        self.dead_lettered_total = 0
+        # Offsets this consumer committed, by partition: how far it has surely got.
+        self.committed: dict[TopicPartition, int] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._dlq_producer: AIOKafkaProducer | None = None
+
+    async def run(self) -> None:
+        """Consume until cancelled; reconnects by itself when the broker goes away."""
+        backoff = 0.2
+        try:
+            while True:
+                try:
+                    await self._start()
+                    backoff = 0.2
+                    await self._loop()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("consumer_restart", consumer=self.group_id, error=repr(exc))
+                    await self._stop()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_INFRA_BACKOFF_SECONDS)
+        finally:
+            await self._stop()
+
+    async def _start(self) -> None:
+        if self._consumer is not None:
+            return
+        consumer = new_consumer(self._settings, group_id=self.group_id)
+        try:
+            await bounded(consumer.start(), self._settings.kafka_timeout_seconds, "connecting")
+        except BaseException:
+            await stop_quietly(consumer, self._settings.kafka_timeout_seconds)
+            raise
+        consumer.subscribe(self.topics, listener=_Rebalance(self))
+        self._consumer = consumer
+
+    async def _stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        producer, self._dlq_producer = self._dlq_producer, None
+        self.assigned.clear()
+        await stop_quietly(consumer, self._settings.kafka_timeout_seconds)
+        await stop_quietly(producer, self._settings.kafka_timeout_seconds)
+
+    async def _loop(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while True:
+            batch = await consumer.getmany(timeout_ms=500)
+            if not batch:
+                continue
+            async with self.processing:
+                for tp, messages in batch.items():
+                    for message in messages:
+                        await self._handle(message)
+                    await self._commit(consumer, tp, messages[-1].offset + 1)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        try:
+            await bounded(
+                consumer.commit({tp: offset}), self._settings.kafka_timeout_seconds, "commit"
+            )
+            self.committed[tp] = offset
+        except Exception as exc:
+            # Harmless: the events are recorded as processed, a redelivery changes nothing.
+            log.warning("offset_commit_failed", consumer=self.group_id, error=repr(exc))
+
+    async def _handle(self, message: ConsumerRecord) -> None:
+        try:
+            event = from_kafka(message.key, message.value, message.headers)
+        except MalformedEvent as exc:
+            await self._dead_letter(message, f"malformed: {exc}")
+            return
+        handler = self.spec.handlers.get(event.type)
+        if handler is None:
+            return
+        token = request_id_var.set(event.request_id)
+        try:
+            await self._apply_with_retries(message, event, handler)
+        finally:
+            request_id_var.reset(token)
+
+    async def _apply_with_retries(
+        self, message: ConsumerRecord, event: ReceivedEvent, handler: Handler
+    ) -> None:
+        failures = 0
+        infra_backoff = self._settings.consumer_retry_backoff_seconds
+        while True:
+            try:
+                applied = await self.apply(event, handler, topic=message.topic)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if _is_infrastructure_error(exc):
+                    log.warning("consumer_database_unavailable", error=repr(exc))
+                    await asyncio.sleep(infra_backoff)
+                    infra_backoff = min(infra_backoff * 2, MAX_INFRA_BACKOFF_SECONDS)
+                    continue
+                failures += 1
+                if failures >= self._settings.consumer_max_attempts:
+                    log.error(  # noqa: TRY400 - the error is expected; no traceback wanted
+                        "event_dead_lettered", event_id=event.id, type=event.type, error=repr(exc)
+                    )
+                    await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
+                    return
+                delay = self._settings.consumer_retry_backoff_seconds * 2 ** (failures - 1)
+                log.warning(
+                    "event_retry",
+                    event_id=event.id,
+                    type=event.type,
+                    attempt=failures,
+                    error=repr(exc),
+                )
+                await asyncio.sleep(delay)
+                continue
+            if not applied:
+                self.duplicates_total += 1
+                return
+            self.applied_total += 1
+            if self._after_apply is not None:
+                await self._after_apply(event)
+            return
+
+    async def apply(self, event: ReceivedEvent, handler: Handler, *, topic: str) -> bool:
+        """Apply one event in one transaction; False when it had already been applied."""
+        async with self._session_factory() as session, session.begin():
+            first_time = await session.scalar(
+                insert(self._processed)
+                .values(
+                    source=event.source,
+                    event_id=event.id,
+                    event_type=event.type,
+                    topic=topic,
+                    consumer=self.spec.name,
+                    outcome="applied",
+                )
+                .on_conflict_do_nothing()
+                .returning(self._processed.c.event_id)
+            )
+            if first_time is None:
+                return False
+            await handler(session, event)
+        return True
+
+    async def _dead_letter(self, message: ConsumerRecord, reason: str) -> None:
+        """Send a message to the dead-letter topic; wait as long as it takes to be acknowledged."""
+        headers = [
+            *list(message.headers),
+            ("dlq_reason", reason[:1000].encode()),
+            ("dlq_topic", message.topic.encode()),
+            ("dlq_partition", str(message.partition).encode()),
+            ("dlq_offset", str(message.offset).encode()),
+            ("dlq_consumer", self.group_id.encode()),
+        ]
+        backoff = 0.2
+        while True:
+            try:
+                if self._dlq_producer is None:
+                    producer = new_producer(self._settings)
+                    await bounded(
+                        producer.start(), self._settings.kafka_timeout_seconds, "connecting"
+                    )
+                    self._dlq_producer = producer
+                await bounded(
+                    self._dlq_producer.send_and_wait(
+                        dead_letter_topic(message.topic),
+                        value=message.value,
+                        key=message.key,
+                        headers=headers,
+                    ),
+                    self._settings.kafka_timeout_seconds,
+                    "dead-lettering",
+                )
+                self.dead_lettered_total += 1
+                return
+            except Exception as exc:
+                log.warning("dead_letter_retry", error=repr(exc))
+                producer, self._dlq_producer = self._dlq_producer, None
+                await stop_quietly(producer, self._settings.kafka_timeout_seconds)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_INFRA_BACKOFF_SECONDS)
+
+

@@ -1,0 +1,1 @@
+"""Events the exchange publishes on ``exchange.events``."""

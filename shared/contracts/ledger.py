@@ -1,0 +1,1 @@
+"""Events the ledger publishes on ``ledger.events``."""

@@ -1,0 +1,111 @@
+"""Database plumbing shared by the services: engine, sessions, model base, kernel tables.
+
+Each service has its own database and its own SQLModel registry, so two services
+may both have a table named ``pole`` in one Python process (the tests load all three).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import registry
+
+# Stable constraint names, so that Alembic migrations name the same thing the same way.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_registry() -> registry:
+    """A service's own SQLModel registry: ``class Base(SQLModel, registry=new_registry())``."""
+    return registry(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+
+
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        # A server that went away must fail a request quickly (503), not hang it.
+        connect_args={"timeout": 5, "command_timeout": 30},
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The plain libpq URL asyncpg wants, from a SQLAlchemy URL."""
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def kernel_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """The outbox and the processed-event record that every service's database holds."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("topic", String(200), nullable=False),
+        Column("key", String(200), nullable=False),
+        Column("event_type", String(200), nullable=False),
+        # The whole CloudEvent in its JSON structured form; the relay sends it in binary mode.
+        Column("cloudevent", JSONB, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+        Column("attempts", Integer, nullable=False, server_default=text("0")),
+        Column("last_error", Text, nullable=True),
+        Index(
+            "ix_outbox_unpublished",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+        ),
+        Index("ix_outbox_created_at", "created_at"),
+    )
+    processed_event = Table(
+        "processed_event",
+        metadata,
+        Column("source", String(200), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("event_type", String(200), nullable=False),
+        Column("topic", String(200), nullable=False),
+        Column("consumer", String(100), nullable=False),
+        Column("outcome", String(20), nullable=False),
+        Column(
+            "processed_at", DateTime(timezone=True), nullable=False, server_default=text("now()")
+        ),
+    )
+    return outbox, processed_event
+
+
+OUTBOX_NOTIFY_CHANNEL = "outbox"

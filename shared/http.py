@@ -1,0 +1,118 @@
+"""The FastAPI application every service is: lifespan, request ids, problem details, health."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.errors import Problem, install_problem_handlers
+from shared.logging import get_logger, new_request_id, request_id_var
+from shared.runtime import ServiceDefinition, ServiceRuntime
+from shared.settings import ServiceSettings
+
+log = get_logger("http")
+REQUEST_ID_HEADER = "x-request-id"
+
+
+class RequestIdMiddleware:
+    """Takes the caller's ``X-Request-ID`` (or makes one), logs the request, echoes the id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode())
+        request_id = incoming.decode("latin-1")[:100] if incoming else new_request_id()
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["path"] not in ("/healthz", "/readyz"):
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )
+            request_id_var.reset(token)
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
+
+
+def create_app(
+    definition: ServiceDefinition, settings_factory: Callable[[], ServiceSettings]
+) -> FastAPI:
+    """Build a service's app; settings are read and the runtime built when the app starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = ServiceRuntime(definition, settings_factory())
+        app.state.runtime = runtime
+        if runtime.settings.run_workers:
+            runtime.start_workers()
+        log.info("service_started", service=runtime.name)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title=definition.title,
+        lifespan=lifespan,
+        responses={
+            422: {"model": Problem, "description": "Invalid request (problem details)"},
+        },
+    )
+    app.add_middleware(RequestIdMiddleware)
+    install_problem_handlers(app)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Database and broker reachable, migrations applied",
+        responses={503: {"description": "Not ready"}},
+    )
+    async def readyz(runtime: RuntimeDep) -> JSONResponse:
+        checks: dict[str, Any] = await runtime.readiness()
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    for router in definition.routers:
+        app.include_router(router)
+    return app

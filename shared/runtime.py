@@ -1,0 +1,110 @@
+"""What a running service is made of, built once for every entrypoint (API, worker, tests).
+
+A service describes itself with a :class:`ServiceDefinition`; :class:`ServiceRuntime`
+wires the database, the unit of work, the outbox relay and the consumers from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import MetaData, Table, text
+
+from shared.consumer import AfterApply, ConsumerSpec, IdempotentConsumer
+from shared.db import create_engine, create_session_factory
+from shared.kafka import broker_reachable
+from shared.logging import get_logger
+from shared.migrations import current_revision, head_revision
+from shared.outbox import OutboxRelay
+from shared.settings import ServiceSettings
+from shared.uow import UnitOfWork
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    title: str
+    metadata: MetaData
+    outbox: Table
+    processed_event: Table
+    consumers: Sequence[ConsumerSpec] = ()
+    routers: Sequence[APIRouter] = field(default_factory=tuple)
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        definition: ServiceDefinition,
+        settings: ServiceSettings,
+        *,
+        after_apply: AfterApply | None = None,
+    ) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        self.session_factory = create_session_factory(self.engine)
+        self.relay = OutboxRelay(service=definition.name, engine=self.engine, settings=settings)
+        self.consumers = [
+            IdempotentConsumer(
+                service=definition.name,
+                spec=spec,
+                session_factory=self.session_factory,
+                processed_event=definition.processed_event,
+                settings=settings,
+                after_apply=after_apply,
+            )
+            for spec in definition.consumers
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._head = head_revision(definition.name)
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(
+            self.session_factory,
+            outbox=self.definition.outbox,
+            topic_prefix=self.settings.kafka_topic_prefix,
+        )
+
+    def start_workers(self) -> None:
+        """Run the outbox relay and the consumers as background tasks of this process."""
+        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+        for consumer in self.consumers:
+            self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.group_id))
+
+    async def stop(self) -> None:
+        pending = set(self._tasks)
+        self._tasks = []
+        while pending:
+            # Cancel again while a task is still running: one cancellation may be absorbed
+            # by a library call that was completing at that very moment.
+            for task in pending:
+                task.cancel()
+            _done, pending = await asyncio.wait(pending, timeout=1.0)
+        await self.engine.dispose()
+
+    async def readiness(self) -> dict[str, Any]:
+        """Whether the database answers with the migrations applied, and the broker answers."""
+        checks: dict[str, Any] = {}
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+            revision = await current_revision(self.engine)
+            checks["migrations"] = (
+                "ok" if revision == self._head else f"at {revision}, head is {self._head}"
+            )
+        except Exception as exc:
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+            checks["migrations"] = "unknown"
+        checks["broker"] = "ok" if await broker_reachable(self.settings) else "unreachable"
+        return checks

@@ -1,0 +1,128 @@
+"""Typed settings read from environment variables, one class per service.
+
+Shared settings are unprefixed (``KAFKA_BOOTSTRAP_SERVERS``); each service's own
+are prefixed with its name (``CATALOG_DATABASE_URL``). ``ptce settings doc``
+prints the table in ``docs/configuration.md`` from these classes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KernelSettings(BaseSettings):
+    """Settings every service reads, without prefix."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field(
+        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
+        default="127.0.0.1:19092",
+        description="Kafka bootstrap servers, comma separated.",
+    )
+    kafka_topic_prefix: str = Field(
+        validation_alias="KAFKA_TOPIC_PREFIX",
+        default="",
+        description="Prefix of every topic name, to share one broker between environments.",
+    )
+    kafka_enable_idempotence: bool = Field(
+        validation_alias="KAFKA_ENABLE_IDEMPOTENCE",
+        default=False,
+        description="Idempotent producer; the embedded Tansu broker does not support it, "
+        "turn it on for Apache Kafka.",
+    )
+    kafka_timeout_seconds: float = Field(
+        validation_alias="KAFKA_TIMEOUT_SECONDS",
+        default=10.0,
+        gt=0,
+        description="Upper bound of every single call to the broker.",
+    )
+    kafka_fetch_max_wait_ms: int = Field(
+        validation_alias="KAFKA_FETCH_MAX_WAIT_MS",
+        default=20,
+        ge=1,
+        description="How long a consumer's fetch waits for data; short so events are not held.",
+    )
+    kafka_topic_partitions: int = Field(
+        validation_alias="KAFKA_TOPIC_PARTITIONS",
+        default=3,
+        ge=1,
+        description="Partitions of each topic created by `ptce kafka create-topics`.",
+    )
+    consumer_max_attempts: int = Field(
+        validation_alias="CONSUMER_MAX_ATTEMPTS",
+        default=5,
+        ge=1,
+        description="Tries of one event before it goes to the dead-letter topic.",
+    )
+    consumer_retry_backoff_seconds: float = Field(
+        validation_alias="CONSUMER_RETRY_BACKOFF_SECONDS",
+        default=0.2,
+        gt=0,
+        description="First back-off between tries; doubles each time.",
+    )
+    outbox_retention_hours: float = Field(
+        validation_alias="OUTBOX_RETENTION_HOURS",
+        default=168.0,
+        gt=0,
+        description="How long published outbox rows are kept, so they can be re-published.",
+    )
+    outbox_batch_size: int = Field(
+        validation_alias="OUTBOX_BATCH_SIZE",
+        default=500,
+        ge=1,
+        description="Rows the relay publishes per batch.",
+    )
+    log_level: str = Field(validation_alias="LOG_LEVEL", default="INFO", description="Log level.")
+    log_format: Literal["json", "console"] = Field(
+        validation_alias="LOG_FORMAT",
+        default="json",
+        description="`json` for machines, `console` for people.",
+    )
+
+
+class ServiceSettings(KernelSettings):
+    """A service's settings: the kernel's plus its own, prefixed by the service's name."""
+
+    database_url: str = Field(
+        description="SQLAlchemy URL of the service's own database (postgresql+asyncpg://…)."
+    )
+    http_port: int = Field(default=8000, ge=1, le=65535, description="Port of the HTTP API.")
+    run_workers: bool = Field(
+        default=True,
+        description="Run the outbox relay and the consumers inside the API process; "
+        "set false when they run as `ptce worker`.",
+    )
+    db_pool_size: int = Field(
+        default=10, ge=1, description="Database connections kept per process."
+    )
+
+
+def _service_settings(prefix: str, port: int, database: str) -> type[ServiceSettings]:
+    """Build a service's settings class: same fields, its own prefix and defaults."""
+
+    class _Settings(ServiceSettings):
+        model_config = SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True)
+
+        database_url: str = Field(
+            default=f"postgresql+asyncpg://postgres@127.0.0.1:55432/{database}",
+            description="SQLAlchemy URL of the service's own database (postgresql+asyncpg://…).",
+        )
+        http_port: int = Field(default=port, ge=1, le=65535, description="Port of the HTTP API.")
+
+    _Settings.__name__ = f"{database.capitalize()}Settings"
+    return _Settings
+
+
+CatalogSettings = _service_settings("CATALOG_", 8001, "catalog")
+ExchangeSettings = _service_settings("EXCHANGE_", 8002, "exchange")
+LedgerSettings = _service_settings("LEDGER_", 8003, "ledger")
+
+SETTINGS_BY_SERVICE: dict[str, type[ServiceSettings]] = {
+    "catalog": CatalogSettings,
+    "exchange": ExchangeSettings,
+    "ledger": LedgerSettings,
+}

@@ -1,0 +1,406 @@
+"""The event backbone over the real servers: outbox → broker → idempotent consumer in another service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog.poles import RegisterPole, register_pole
+from catalog.service import DEFINITION as CATALOG
+from exchange.models import pole as exchange_pole
+from exchange.service import DEFINITION as EXCHANGE
+from ledger.models import pole as ledger_pole
+from ledger.service import DEFINITION as LEDGER
+from ptce.embedded import EmbeddedBroker, free_port
+from ptce.testing.helpers import caught_up, eventually, read_topic
+from ptce.testing.plugin import SettingsFactory
+from shared.consumer import ConsumerSpec, IdempotentConsumer
+from shared.contracts.catalog import PoleRegistered
+from shared.events.envelope import ReceivedEvent
+from shared.events.registry import dead_letter_topic, topic_name
+from shared.logging import request_id_var
+from shared.outbox import republish_since
+from shared.readmodels import pole_copy_handler
+from shared.runtime import ServiceDefinition, ServiceRuntime
+from shared.settings import ServiceSettings
+
+Runtimes = Callable[..., Awaitable[ServiceRuntime]]
+
+
+@pytest.fixture
+async def runtimes() -> AsyncIterator[Runtimes]:
+    """Start service runtimes (relay and consumers running) and stop them after the test."""
+    started: list[ServiceRuntime] = []
+
+    async def start(
+        definition: ServiceDefinition, settings: ServiceSettings, **kwargs: object
+    ) -> ServiceRuntime:
+        runtime = ServiceRuntime(definition, settings, **kwargs)  # type: ignore[arg-type]
+        runtime.start_workers()
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in started:
+        await runtime.stop()
+
+
+async def pole_count(runtime: ServiceRuntime, pole_id: uuid.UUID) -> int:
+    async with runtime.session_factory() as session:
+        table = runtime.definition.metadata.tables["pole"]
+        count = await session.scalar(
+            select(func.count()).select_from(table).where(table.c.id == pole_id)
+        )
+        return int(count or 0)
+
+
+async def unpublished(runtime: ServiceRuntime) -> int:
+    async with runtime.engine.connect() as conn:
+        count = await conn.scalar(text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+        return int(count or 0)
+
+
+async def test_state_change_and_its_event_reach_the_other_services(
+    service_settings: SettingsFactory, runtimes: Runtimes
+) -> None:
+    catalog = await runtimes(CATALOG, await service_settings("catalog"))
+    exchange = await runtimes(EXCHANGE, await service_settings("exchange"))
+    ledger = await runtimes(LEDGER, await service_settings("ledger"))
+
+    token = request_id_var.set("req-backbone-1")
+    try:
+        pole = await register_pole(catalog.uow(), RegisterPole(name="Pôle Sud Loire"))
+    finally:
+        request_id_var.reset(token)
+
+    await eventually(lambda: pole_count(exchange, pole.id))
+    await eventually(lambda: pole_count(ledger, pole.id))
+    async with exchange.session_factory() as session:
+        row = (
+            await session.execute(select(exchange_pole).where(exchange_pole.c.id == pole.id))
+        ).one()
+    assert (row.name, row.time_zone, row.currency, row.version) == (
+        "Pôle Sud Loire",
+        "Europe/Paris",
+        "EUR",
+        1,
+    )
+    assert await unpublished(catalog) == 0
+    # The request id of the action travelled with its event.
+    async with catalog.engine.connect() as conn:
+        stored = await conn.scalar(text("SELECT cloudevent FROM outbox"))
+    assert stored["requestid"] == "req-backbone-1"
+    assert stored["type"] == "ptce.catalog.pole.registered.v1"
+    assert stored["source"] == "/catalog"
+
+
+async def test_a_failed_transaction_publishes_nothing(
+    service_settings: SettingsFactory, runtimes: Runtimes
+) -> None:
+    catalog = await runtimes(CATALOG, await service_settings("catalog"))
+    with pytest.raises(RuntimeError):
+        async with catalog.uow() as uow:
+            uow.publish(
+                PoleRegistered(
+                    pole_id=uuid.uuid4(),
+                    name="never",
+                    time_zone="Europe/Paris",
+                    currency="EUR",
+                    version=1,
+                    registered_at="2026-01-01T00:00:00Z",  # type: ignore[arg-type]
+                )
+            )
+            await uow.flush_events()
+            raise RuntimeError("the state change failed after the event was written")
+    async with catalog.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 0
+
+
+async def test_duplicate_deliveries_change_nothing(
+    service_settings: SettingsFactory, runtimes: Runtimes
+) -> None:
+    catalog = await runtimes(CATALOG, await service_settings("catalog"))
+    exchange_settings = await service_settings("exchange")
+    exchange = await runtimes(EXCHANGE, exchange_settings)
+    consumer = exchange.consumers[0]
+
+    pole = await register_pole(catalog.uow(), RegisterPole(name="Pôle des Deux Rives"))
+    await eventually(lambda: pole_count(exchange, pole.id))
+    assert consumer.applied_total == 1
+
+    # The relay sends the same events again (as after a broker lost its data) ...
+    since = (await _first_event_time(catalog)) - 1
+    assert await republish_since(catalog.engine, _epoch(since)) == 1
+    await eventually(lambda: _is(consumer.duplicates_total, 1))
+    await eventually(lambda: caught_up(consumer, exchange_settings))
+
+    assert consumer.applied_total == 1
+    assert await pole_count(exchange, pole.id) == 1
+    async with exchange.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM processed_event")) == 1
+
+
+async def test_an_older_snapshot_never_overwrites_a_newer_one(
+    service_settings: SettingsFactory,
+) -> None:
+    exchange = ServiceRuntime(EXCHANGE, await service_settings("exchange"))
+    handler = pole_copy_handler(exchange_pole)
+    pole_id = uuid.uuid4()
+    try:
+        for version, name in [(2, "Nouveau nom"), (1, "Ancien nom")]:
+            event = _received(pole_id, version=version, name=name)
+            async with exchange.session_factory() as session, session.begin():
+                await handler(session, event)
+        async with exchange.session_factory() as session:
+            row = (
+                await session.execute(select(exchange_pole).where(exchange_pole.c.id == pole_id))
+            ).one()
+        assert (row.version, row.name) == (2, "Nouveau nom")
+    finally:
+        await exchange.stop()
+
+
+async def test_events_committed_while_the_broker_is_unreachable_are_delivered_after(
+    service_settings: SettingsFactory, runtimes: Runtimes, tmp_path: Path
+) -> None:
+    broker = EmbeddedBroker(free_port(), tmp_path / "tansu.log")
+    broker.start()
+    try:
+        catalog_settings = _on_broker(await service_settings("catalog"), broker)
+        exchange_settings = _on_broker(await service_settings("exchange"), broker)
+        from shared.kafka import create_topics
+
+        await create_topics(catalog_settings)
+        catalog = await runtimes(CATALOG, catalog_settings)
+        exchange = await runtimes(EXCHANGE, exchange_settings)
+        first = await register_pole(catalog.uow(), RegisterPole(name="Avant la coupure"))
+        await eventually(lambda: pole_count(exchange, first.id))
+
+        broker.pause()
+        try:
+            during = [
+                await register_pole(catalog.uow(), RegisterPole(name=f"Pendant la coupure {i}"))
+                for i in range(3)
+            ]
+            await asyncio.sleep(3)
+            # Committed, waiting in the outbox: the broker cannot take them.
+            assert await unpublished(catalog) == 3
+            assert all([await pole_count(exchange, p.id) == 0 for p in during])
+        finally:
+            broker.resume()
+
+        for pole in during:
+            await eventually(lambda pole=pole: pole_count(exchange, pole.id), timeout=60)
+        assert await unpublished(catalog) == 0
+        assert exchange.consumers[0].applied_total == 4
+    finally:
+        broker.stop()
+
+
+class SimulatedCrash(BaseException):
+    """The process dies: nothing after this point runs, not even the offset commit."""
+
+
+async def test_a_consumer_killed_before_committing_its_offset_does_not_apply_twice(
+    service_settings: SettingsFactory, runtimes: Runtimes
+) -> None:
+    catalog = await runtimes(CATALOG, await service_settings("catalog"))
+    exchange_settings = await service_settings("exchange")
+    calls: list[str] = []
+    base_handler = pole_copy_handler(exchange_pole)
+
+    async def counting_handler(session: AsyncSession, event: ReceivedEvent) -> None:
+        calls.append(event.id)
+        await base_handler(session, event)
+
+    spec = ConsumerSpec(
+        name="catalog-copy", handlers={PoleRegistered.event_spec.type: counting_handler}
+    )
+    exchange = ServiceRuntime(EXCHANGE, exchange_settings)
+
+    async def crash(_event: ReceivedEvent) -> None:
+        raise SimulatedCrash
+
+    doomed = _consumer(exchange, spec, after_apply=crash)
+    doomed_task = asyncio.create_task(doomed.run())
+    try:
+        pole = await register_pole(catalog.uow(), RegisterPole(name="Pôle du Val"))
+        with pytest.raises(SimulatedCrash):
+            await asyncio.wait_for(doomed_task, 60)
+        assert calls == [calls[0]]
+        assert await pole_count(exchange, pole.id) == 1
+        assert doomed.committed == {}
+
+        survivor = _consumer(exchange, spec)
+        survivor_task = asyncio.create_task(survivor.run())
+        try:
+            await eventually(lambda: _is(survivor.duplicates_total, 1), timeout=60)
+            await eventually(lambda: caught_up(survivor, exchange_settings))
+        finally:
+            survivor_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await survivor_task
+        assert len(calls) == 1
+        assert survivor.applied_total == 0
+        assert await pole_count(exchange, pole.id) == 1
+    finally:
+        await exchange.stop()
+
+
+async def test_an_event_that_cannot_be_processed_goes_to_the_dead_letter_topic(
+    service_settings: SettingsFactory, runtimes: Runtimes
+) -> None:
+    exchange_settings = await service_settings("exchange")
+    exchange = await runtimes(EXCHANGE, exchange_settings)
+    topic = topic_name("catalog", exchange_settings.kafka_topic_prefix)
+    good_id, invalid_id = uuid.uuid4(), uuid.uuid4()
+
+    producer = AIOKafkaProducer(bootstrap_servers=exchange_settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        key = b"same-partition"
+        await producer.send_and_wait(topic, b"{not json", key=key, headers=_headers("bad-1"))
+        invalid = _payload(invalid_id, 1, "x") | {"currency": "EURO"}
+        await producer.send_and_wait(
+            topic, json.dumps(invalid).encode(), key=key, headers=_headers("bad-2")
+        )
+        await producer.send_and_wait(
+            topic,
+            json.dumps(_payload(good_id, 1, "Pôle après les erreurs")).encode(),
+            key=key,
+            headers=_headers("good-1"),
+        )
+    finally:
+        await producer.stop()
+
+    await eventually(lambda: pole_count(exchange, good_id))
+    assert await pole_count(exchange, invalid_id) == 0
+    dead = await read_topic(exchange_settings, dead_letter_topic(topic), expected=2)
+    reasons = {dict(m.headers)["ce_id"]: dict(m.headers)["dlq_reason"].decode() for m in dead}
+    assert set(reasons) == {b"bad-1", b"bad-2"}
+    assert reasons[b"bad-1"].startswith("malformed")
+    assert "currency" in reasons[b"bad-2"]
+    assert exchange.consumers[0].dead_lettered_total == 2
+
+
+async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_retries(
+    service_settings: SettingsFactory, runtimes: Runtimes
+) -> None:
+    catalog = await runtimes(CATALOG, await service_settings("catalog"))
+    exchange_settings = await service_settings("exchange")
+    exchange = ServiceRuntime(EXCHANGE, exchange_settings)
+    attempts: list[str] = []
+    base_handler = pole_copy_handler(exchange_pole)
+
+    async def fails_for_one_pole(session: AsyncSession, event: ReceivedEvent) -> None:
+        assert isinstance(event.payload, PoleRegistered)
+        if event.payload.name == "Pôle maudit":
+            attempts.append(event.id)
+            raise ValueError("this pole cannot be copied")
+        await base_handler(session, event)
+
+    spec = ConsumerSpec(
+        name="catalog-copy", handlers={PoleRegistered.event_spec.type: fails_for_one_pole}
+    )
+    consumer = _consumer(exchange, spec)
+    task = asyncio.create_task(consumer.run())
+    try:
+        cursed = await register_pole(catalog.uow(), RegisterPole(name="Pôle maudit"))
+        fine = await register_pole(catalog.uow(), RegisterPole(name="Pôle serein"))
+        await eventually(lambda: pole_count(exchange, fine.id))
+        await eventually(lambda: _is(consumer.dead_lettered_total, 1))
+        assert len(attempts) == exchange_settings.consumer_max_attempts
+        assert await pole_count(exchange, cursed.id) == 0
+        dead = await read_topic(
+            exchange_settings,
+            dead_letter_topic(topic_name("catalog", exchange_settings.kafka_topic_prefix)),
+            expected=1,
+        )
+        assert [dict(m.headers)["dlq_reason"] for m in dead] == [
+            b"ValueError: this pole cannot be copied"
+        ]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await exchange.stop()
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _consumer(
+    runtime: ServiceRuntime, spec: ConsumerSpec, **kwargs: object
+) -> IdempotentConsumer:
+    return IdempotentConsumer(
+        service=runtime.name,
+        spec=spec,
+        session_factory=runtime.session_factory,
+        processed_event=runtime.definition.processed_event,
+        settings=runtime.settings,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _on_broker(settings: ServiceSettings, broker: EmbeddedBroker) -> ServiceSettings:
+    return settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap_servers})
+
+
+async def _is(value: int, expected: int) -> bool:
+    return value == expected
+
+
+async def _first_event_time(runtime: ServiceRuntime) -> float:
+    async with runtime.engine.connect() as conn:
+        epoch = await conn.scalar(text("SELECT extract(epoch FROM min(created_at)) FROM outbox"))
+    return float(epoch)
+
+
+def _epoch(seconds: float):  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _payload(pole_id: uuid.UUID, version: int, name: str) -> dict[str, object]:
+    return {
+        "pole_id": str(pole_id),
+        "name": name,
+        "time_zone": "Europe/Paris",
+        "currency": "EUR",
+        "version": version,
+        "registered_at": "2026-11-23T10:00:00Z",
+    }
+
+
+def _received(pole_id: uuid.UUID, *, version: int, name: str) -> ReceivedEvent:
+    data = _payload(pole_id, version, name)
+    return ReceivedEvent(
+        id=str(uuid.uuid4()),
+        source="/catalog",
+        type=PoleRegistered.event_spec.type,
+        subject=str(pole_id),
+        time=None,
+        request_id=None,
+        data=data,
+        payload=PoleRegistered.model_validate(data),
+    )
+
+
+def _headers(event_id: str) -> list[tuple[str, bytes]]:
+    return [
+        ("ce_id", event_id.encode()),
+        ("ce_source", b"/catalog"),
+        ("ce_type", PoleRegistered.event_spec.type.encode()),
+        ("ce_specversion", b"1.0"),
+        ("content-type", b"application/json"),
+    ]
