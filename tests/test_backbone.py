@@ -170,9 +170,9 @@ async def test_an_older_snapshot_never_overwrites_a_newer_one(
 
 
 async def test_events_committed_while_the_broker_is_unreachable_are_delivered_after(
-    service_settings: SettingsFactory, runtimes: Runtimes, tmp_path: Path
+    service_settings: SettingsFactory, runtimes: Runtimes, data_dir: Path
 ) -> None:
-    broker = EmbeddedBroker(free_port(), tmp_path / "tansu.log")
+    broker = EmbeddedBroker(free_port(), data_dir / "tansu.log")
     broker.start()
     try:
         catalog_settings = _on_broker(await service_settings("catalog"), broker)

@@ -13,7 +13,10 @@ on the broker, so tests never see each other's rows or events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -56,9 +59,32 @@ async def _create_database(infra: Infra, name: str, template: str | None = None)
         await conn.close()
 
 
+def server_dir() -> Iterator[Path]:
+    """A directory for a server's data, outside pytest's temporary tree.
+
+    pytest resets its base directory to mode 700 whenever a pytest session starts, which
+    would cut the PostgreSQL user (we may be root) off from a server that is running.
+    """
+    path = Path(tempfile.mkdtemp(prefix="ptce-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
-    root = tmp_path_factory.mktemp("servers")
+def infra() -> Iterator[Infra]:
+    with contextlib.contextmanager(server_dir)() as root:
+        yield from _infra(root)
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A fresh directory a test may start its own servers in."""
+    yield from server_dir()
+
+
+def _infra(root: Path) -> Iterator[Infra]:
     postgres: EmbeddedPostgres | None = None
     broker: EmbeddedBroker | None = None
     postgres_url = os.environ.get("PTCE_TEST_POSTGRES_URL")

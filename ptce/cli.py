@@ -1,0 +1,211 @@
+"""The ``ptce`` command: run the system, its services and its chores."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="PTCE: pool and value the shared resources of a pôle territorial.",
+                  no_args_is_help=True)
+db_app = typer.Typer(help="Databases and migrations.", no_args_is_help=True)
+kafka_app = typer.Typer(help="The broker's topics.", no_args_is_help=True)
+events_app = typer.Typer(help="Events in the outbox.", no_args_is_help=True)
+contracts_app = typer.Typer(help="Event contracts (JSON Schema, AsyncAPI).", no_args_is_help=True)
+settings_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+pole_app = typer.Typer(help="Poles (tenants).", no_args_is_help=True)
+for sub, name in [
+    (db_app, "db"), (kafka_app, "kafka"), (events_app, "events"),
+    (contracts_app, "contracts"), (settings_app, "settings"), (pole_app, "pole"),
+]:
+    app.add_typer(sub, name=name)
+
+
+class Service(StrEnum):
+    catalog = "catalog"
+    exchange = "exchange"
+    ledger = "ledger"
+
+
+def _settings(service: Service):  # type: ignore[no-untyped-def]
+    from shared.settings import SETTINGS_BY_SERVICE
+
+    return SETTINGS_BY_SERVICE[service.value]()
+
+
+def _configure_logging(service: str) -> None:
+    from shared.logging import configure_logging
+    from shared.settings import KernelSettings
+
+    kernel = KernelSettings()
+    configure_logging(service=service, level=kernel.log_level, fmt=kernel.log_format)
+
+
+@app.command()
+def dev(
+    data_dir: Annotated[Path, typer.Option(help="Where the embedded servers keep their data.")] = Path(
+        ".ptce"
+    ),
+    fresh: Annotated[bool, typer.Option(help="Delete the data directory first.")] = False,
+    demo: Annotated[bool, typer.Option(help="Load the demo data.")] = True,
+) -> None:
+    """Run the whole system: embedded PostgreSQL and broker, the three services, demo data."""
+    from ptce.dev import run_dev
+
+    raise typer.Exit(run_dev(data_dir=data_dir, fresh=fresh, demo=demo))
+
+
+@app.command()
+def serve(
+    service: Service,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",  # noqa: S104
+    port: Annotated[int | None, typer.Option(help="Port (default: <SERVICE>_HTTP_PORT).")] = None,
+) -> None:
+    """Run a service's HTTP API (and its relay and consumers unless <SERVICE>_RUN_WORKERS=false)."""
+    import uvicorn
+
+    settings = _settings(service)
+    _configure_logging(service.value)
+    uvicorn.run(
+        f"{service.value}.service:app",
+        host=host,
+        port=port or settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def worker(service: Service) -> None:
+    """Run a service's outbox relay and consumers only (no HTTP), until SIGTERM or Ctrl-C."""
+    import importlib
+
+    from shared.runtime import ServiceRuntime
+
+    settings = _settings(service)
+    _configure_logging(service.value)
+    definition = importlib.import_module(f"{service.value}.service").DEFINITION
+
+    async def main() -> None:
+        runtime = ServiceRuntime(definition, settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runtime.start_workers()
+        try:
+            await stop.wait()
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    service: Annotated[list[Service] | None, typer.Argument(help="Default: all three.")] = None,
+) -> None:
+    """Apply a service's migrations up to the latest (creating its database when missing)."""
+    from ptce.dev import ensure_database
+    from shared.migrations import upgrade
+
+    for one in service or list(Service):
+        url = _settings(one).database_url
+        asyncio.run(ensure_database(url))
+        upgrade(one.value, url)
+        typer.echo(f"{one.value}: migrations applied")
+
+
+@kafka_app.command("create-topics")
+def kafka_create_topics() -> None:
+    """Create every topic and dead-letter topic (idempotent)."""
+    from shared.kafka import create_topics
+    from shared.settings import KernelSettings
+
+    created = asyncio.run(create_topics(KernelSettings()))
+    typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+@events_app.command("republish")
+def events_republish(
+    service: Service,
+    since: Annotated[datetime, typer.Option(help="Re-send the events created since this instant.")],
+) -> None:
+    """Send a service's events again (e.g. after the in-memory broker lost them)."""
+    from shared.db import create_engine
+    from shared.outbox import republish_since
+
+    if since.tzinfo is None:
+        raise typer.BadParameter("give a time zone, e.g. 2026-11-23T10:00:00+01:00", param_hint="--since")
+
+    async def main() -> int:
+        engine = create_engine(_settings(service).database_url, pool_size=1)
+        try:
+            return await republish_since(engine, since)
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"{service.value}: {asyncio.run(main())} events queued for publication")
+
+
+@contracts_app.command("export")
+def contracts_export(
+    root: Annotated[Path, typer.Option(help="Project root.")] = Path("."),
+) -> None:
+    """Write the JSON Schema of every event and the AsyncAPI document under contracts/."""
+    from shared.events.export import write_contracts
+    from shared.events.registry import load_contracts
+
+    load_contracts()
+    for path in write_contracts(root):
+        typer.echo(str(path))
+
+
+@settings_app.command("doc")
+def settings_doc() -> None:
+    """Print the configuration table (Markdown) from the settings classes."""
+    from ptce.settings_doc import render_settings_table
+
+    typer.echo(render_settings_table(), nl=False)
+
+
+@pole_app.command("create")
+def pole_create(
+    name: Annotated[str, typer.Option(help="The pole's name.")],
+    time_zone: Annotated[str, typer.Option(help="IANA time zone.")] = "Europe/Paris",
+    currency: Annotated[str, typer.Option(help="ISO 4217 currency.")] = "EUR",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Create a pole (a tenant)."""
+    from pydantic import ValidationError
+
+    from catalog.poles import RegisterPole, register_pole
+    from catalog.service import DEFINITION
+    from shared.runtime import ServiceRuntime
+
+    try:
+        command = RegisterPole(name=name, time_zone=time_zone, currency=currency)
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+    async def main() -> dict[str, str]:
+        runtime = ServiceRuntime(DEFINITION, _settings(Service.catalog))
+        try:
+            pole = await register_pole(runtime.uow(), command)
+        finally:
+            await runtime.stop()
+        return {"pole_id": str(pole.id), "name": pole.name}
+
+    result = asyncio.run(main())
+    typer.echo(json.dumps(result) if as_json else f"pole {result['name']} created: {result['pole_id']}")
+
+
+if __name__ == "__main__":
+    app()
