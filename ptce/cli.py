@@ -12,8 +12,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="PTCE: pool and value the shared resources of a pôle territorial.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="PTCE: pool and value the shared resources of a pôle territorial.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Databases and migrations.", no_args_is_help=True)
 kafka_app = typer.Typer(help="The broker's topics.", no_args_is_help=True)
 events_app = typer.Typer(help="Events in the outbox.", no_args_is_help=True)
@@ -21,8 +22,12 @@ contracts_app = typer.Typer(help="Event contracts (JSON Schema, AsyncAPI).", no_
 settings_app = typer.Typer(help="Configuration.", no_args_is_help=True)
 pole_app = typer.Typer(help="Poles (tenants).", no_args_is_help=True)
 for sub, name in [
-    (db_app, "db"), (kafka_app, "kafka"), (events_app, "events"),
-    (contracts_app, "contracts"), (settings_app, "settings"), (pole_app, "pole"),
+    (db_app, "db"),
+    (kafka_app, "kafka"),
+    (events_app, "events"),
+    (contracts_app, "contracts"),
+    (settings_app, "settings"),
+    (pole_app, "pole"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -49,9 +54,9 @@ def _configure_logging(service: str) -> None:
 
 @app.command()
 def dev(
-    data_dir: Annotated[Path, typer.Option(help="Where the embedded servers keep their data.")] = Path(
-        ".ptce"
-    ),
+    data_dir: Annotated[
+        Path, typer.Option(help="Where the embedded servers keep their data.")
+    ] = Path(".ptce"),
     fresh: Annotated[bool, typer.Option(help="Delete the data directory first.")] = False,
     demo: Annotated[bool, typer.Option(help="Load the demo data.")] = True,
 ) -> None:
@@ -143,7 +148,9 @@ def events_republish(
     from shared.outbox import republish_since
 
     if since.tzinfo is None:
-        raise typer.BadParameter("give a time zone, e.g. 2026-11-23T10:00:00+01:00", param_hint="--since")
+        raise typer.BadParameter(
+            "give a time zone, e.g. 2026-11-23T10:00:00+01:00", param_hint="--since"
+        )
 
     async def main() -> int:
         engine = create_engine(_settings(service).database_url, pool_size=1)
@@ -204,7 +211,9 @@ def pole_create(
         return {"pole_id": str(pole.id), "name": pole.name}
 
     result = asyncio.run(main())
-    typer.echo(json.dumps(result) if as_json else f"pole {result['name']} created: {result['pole_id']}")
+    typer.echo(
+        json.dumps(result) if as_json else f"pole {result['name']} created: {result['pole_id']}"
+    )
 
 
 if __name__ == "__main__":

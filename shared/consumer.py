@@ -1,4 +1,5 @@
-"""The idempotent consumer: each event applied once, in its own transaction, whatever Kafka redelivers.
+"""The idempotent consumer: each event applied once, in its own transaction,
+whatever Kafka redelivers.
 
 For each message, in partition order:
 1. parse it as a CloudEvent of a known type (a malformed message goes straight to
@@ -276,5 +277,3 @@ class IdempotentConsumer:
                 await stop_quietly(producer, self._settings.kafka_timeout_seconds)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_INFRA_BACKOFF_SECONDS)
-
-

@@ -154,9 +154,12 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError | InterfaceError):
-        if not exc.connection_invalidated:
-            return await _unexpected(request, exc)
+    if (
+        isinstance(exc, DBAPIError)
+        and not isinstance(exc, OperationalError | InterfaceError)
+        and not exc.connection_invalidated
+    ):
+        return await _unexpected(request, exc)
     log.warning("database_unavailable", error=repr(exc))
     return problem_response(
         request,

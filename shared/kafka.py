@@ -7,6 +7,7 @@ is gone; every call here goes through :func:`bounded`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -88,7 +89,7 @@ async def create_topics(settings: KernelSettings, *, topics: list[str] | None = 
         )
         missing = [t for t in wanted if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await bounded(
                     admin.create_topics(
                         [NewTopic(t, settings.kafka_topic_partitions, 1) for t in missing]
@@ -96,8 +97,6 @@ async def create_topics(settings: KernelSettings, *, topics: list[str] | None = 
                     settings.kafka_timeout_seconds,
                     "creating topics",
                 )
-            except TopicAlreadyExistsError:
-                pass
         return missing
     finally:
         await bounded(admin.close(), settings.kafka_timeout_seconds, "closing the admin client")

@@ -1,4 +1,4 @@
-"""The event backbone over the real servers: outbox → broker → idempotent consumer in another service."""
+"""The event backbone over real servers: outbox, broker, idempotent consumer of another service."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,6 @@ from catalog.poles import RegisterPole, register_pole
 from catalog.service import DEFINITION as CATALOG
 from exchange.models import pole as exchange_pole
 from exchange.service import DEFINITION as EXCHANGE
-from ledger.models import pole as ledger_pole
 from ledger.service import DEFINITION as LEDGER
 from ptce.embedded import EmbeddedBroker, free_port
 from ptce.testing.helpers import caught_up, eventually, read_topic
@@ -107,7 +107,8 @@ async def test_a_failed_transaction_publishes_nothing(
     service_settings: SettingsFactory, runtimes: Runtimes
 ) -> None:
     catalog = await runtimes(CATALOG, await service_settings("catalog"))
-    with pytest.raises(RuntimeError):
+
+    async def change_that_fails_after_its_event() -> None:
         async with catalog.uow() as uow:
             uow.publish(
                 PoleRegistered(
@@ -116,11 +117,14 @@ async def test_a_failed_transaction_publishes_nothing(
                     time_zone="Europe/Paris",
                     currency="EUR",
                     version=1,
-                    registered_at="2026-01-01T00:00:00Z",  # type: ignore[arg-type]
+                    registered_at="2026-01-01T00:00:00Z",
                 )
             )
             await uow.flush_events()
             raise RuntimeError("the state change failed after the event was written")
+
+    with pytest.raises(RuntimeError):
+        await change_that_fails_after_its_event()
     async with catalog.engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 0
 
@@ -199,7 +203,7 @@ async def test_events_committed_while_the_broker_is_unreachable_are_delivered_af
             broker.resume()
 
         for pole in during:
-            await eventually(lambda pole=pole: pole_count(exchange, pole.id), timeout=60)
+            await eventually(partial(pole_count, exchange, pole.id), timeout=60)
         assert await unpublished(catalog) == 0
         assert exchange.consumers[0].applied_total == 4
     finally:
@@ -338,9 +342,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_retri
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _consumer(
-    runtime: ServiceRuntime, spec: ConsumerSpec, **kwargs: object
-) -> IdempotentConsumer:
+def _consumer(runtime: ServiceRuntime, spec: ConsumerSpec, **kwargs: object) -> IdempotentConsumer:
     return IdempotentConsumer(
         service=runtime.name,
         spec=spec,

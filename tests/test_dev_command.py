@@ -1,4 +1,4 @@
-"""`ptce dev` (what `make run` calls): the whole system comes up, answers, and stops leaving nothing."""
+"""`ptce dev` (what `make run` calls): the system comes up, answers, and stops leaving nothing."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def _stop(process: subprocess.Popen[str]) -> list[str]:
     assert process.wait(60) == 0
     assert process.stdout is not None
     rest = process.stdout.read().splitlines()
-    gone, alive = psutil.wait_procs(descendants, timeout=10)
+    _gone, alive = psutil.wait_procs(descendants, timeout=10)
     assert alive == [], f"left behind: {[p.cmdline() for p in alive]}"
     return rest
 

@@ -18,7 +18,7 @@ T = TypeVar("T")
 async def eventually(
     probe: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.05
 ) -> T:
-    """Call ``probe`` until it returns something truthy; fail with its last value after ``timeout``."""
+    """Call ``probe`` until it returns something truthy; after ``timeout``, fail with its value."""
     deadline = time.monotonic() + timeout
     last: T = await probe()
     while not last:
@@ -35,7 +35,7 @@ async def end_offsets(settings: KernelSettings, topic: str) -> dict[TopicPartiti
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic) or set()
         offsets: dict[TopicPartition, int] = await consumer.end_offsets(
             [TopicPartition(topic, p) for p in partitions]

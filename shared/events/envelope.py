@@ -56,7 +56,8 @@ def to_structured_json(event: CloudEvent) -> dict[str, Any]:
 
 
 def from_structured_json(document: dict[str, Any]) -> CloudEvent:
-    event: CloudEvent = _FORMAT.read(CloudEvent, json.dumps(document).encode())
+    event = _FORMAT.read(CloudEvent, json.dumps(document).encode())
+    assert isinstance(event, CloudEvent)
     return event
 
 

@@ -7,6 +7,7 @@ so one aggregate's events stay in order.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ class EventSpec:
     fact: str
     version: int
     key_field: str
-    payload: type[EventPayload]
+    payload: builtins.type[EventPayload]
     description: str
 
     @property
@@ -59,9 +60,10 @@ def event(type_: str, *, key: str) -> Callable[[P], P]:
         raise ValueError(f"event type {type_!r} is not ptce.<service>.<aggregate>.<fact>.v<N>")
 
     def register(cls: P) -> P:
+        payload: type[EventPayload] = cls
         if type_ in REGISTRY:
             raise ValueError(f"event type {type_!r} registered twice")
-        if key not in cls.model_fields:
+        if key not in payload.model_fields:
             raise ValueError(f"{cls.__name__} has no key field {key!r}")
         spec = EventSpec(
             type=type_,
@@ -102,7 +104,7 @@ def load_contracts() -> dict[str, EventSpec]:
 
 
 def json_schema(spec: EventSpec) -> dict[str, Any]:
-    schema = spec.payload.model_json_schema()
+    schema: dict[str, Any] = spec.payload.model_json_schema()
     schema["$id"] = f"urn:ptce:event:{spec.type}"
     schema["title"] = spec.type
     return schema
