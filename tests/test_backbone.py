@@ -27,6 +27,7 @@ from shared.consumer import ConsumerSpec, IdempotentConsumer
 from shared.contracts.catalog import PoleRegistered
 from shared.events.envelope import ReceivedEvent
 from shared.events.registry import dead_letter_topic, topic_name
+from shared.kafka import create_topics
 from shared.logging import request_id_var
 from shared.outbox import republish_since
 from shared.readmodels import pole_copy_handler
@@ -181,8 +182,6 @@ async def test_events_committed_while_the_broker_is_unreachable_are_delivered_af
     try:
         catalog_settings = _on_broker(await service_settings("catalog"), broker)
         exchange_settings = _on_broker(await service_settings("exchange"), broker)
-        from shared.kafka import create_topics
-
         await create_topics(catalog_settings)
         catalog = await runtimes(CATALOG, catalog_settings)
         exchange = await runtimes(EXCHANGE, exchange_settings)
@@ -206,6 +205,44 @@ async def test_events_committed_while_the_broker_is_unreachable_are_delivered_af
             await eventually(partial(pole_count, exchange, pole.id), timeout=60)
         assert await unpublished(catalog) == 0
         assert exchange.consumers[0].applied_total == 4
+    finally:
+        broker.stop()
+
+
+async def test_a_broker_restarted_empty_loses_nothing_and_doubles_nothing(
+    service_settings: SettingsFactory, runtimes: Runtimes, data_dir: Path
+) -> None:
+    port = free_port()
+    broker = EmbeddedBroker(port, data_dir / "tansu.log")
+    broker.start()
+    try:
+        catalog_settings = _on_broker(await service_settings("catalog"), broker)
+        exchange_settings = _on_broker(await service_settings("exchange"), broker)
+        await create_topics(catalog_settings)
+        catalog = await runtimes(CATALOG, catalog_settings)
+        exchange = await runtimes(EXCHANGE, exchange_settings)
+        consumer = exchange.consumers[0]
+        before = await register_pole(catalog.uow(), RegisterPole(name="Avant le redémarrage"))
+        await eventually(lambda: pole_count(exchange, before.id))
+
+        # The in-memory broker dies and comes back empty: topics, messages, offsets all gone.
+        broker.stop()
+        unseen = await register_pole(catalog.uow(), RegisterPole(name="Pendant la panne"))
+        broker = EmbeddedBroker(port, data_dir / "tansu.log")
+        broker.start()
+        await create_topics(catalog_settings)
+        # What `ptce dev` does when it starts a new broker: send the retained events again.
+        assert await republish_since(catalog.engine, _epoch(0)) >= 1
+        after = await register_pole(catalog.uow(), RegisterPole(name="Après le redémarrage"))
+
+        for pole in (unseen, after):
+            await eventually(partial(pole_count, exchange, pole.id), timeout=90)
+        await eventually(lambda: caught_up(consumer, exchange_settings), timeout=60)
+        assert await pole_count(exchange, before.id) == 1
+        assert consumer.applied_total == 3
+        assert consumer.duplicates_total >= 1
+        async with exchange.engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM processed_event")) == 3
     finally:
         broker.stop()
 
