@@ -7,6 +7,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -53,6 +54,35 @@ async def runtimes() -> AsyncIterator[Runtimes]:
     yield start
     for runtime in started:
         await runtime.stop()
+
+
+@dataclass
+class PrivateSystem:
+    """A catalog and an exchange on a broker of their own, that a test may cut or restart."""
+
+    broker: EmbeddedBroker
+    catalog: ServiceRuntime
+    exchange: ServiceRuntime
+
+
+@pytest.fixture
+async def private_system(
+    service_settings: SettingsFactory, runtimes: Runtimes, data_dir: Path
+) -> AsyncIterator[PrivateSystem]:
+    broker = EmbeddedBroker(free_port(), data_dir / "tansu.log")
+    broker.start()
+    try:
+        catalog_settings = _on_broker(await service_settings("catalog"), broker)
+        await create_topics(catalog_settings)
+        yield PrivateSystem(
+            broker=broker,
+            catalog=await runtimes(CATALOG, catalog_settings),
+            exchange=await runtimes(
+                EXCHANGE, _on_broker(await service_settings("exchange"), broker)
+            ),
+        )
+    finally:
+        broker.stop()
 
 
 async def pole_count(runtime: ServiceRuntime, pole_id: uuid.UUID) -> int:
@@ -175,76 +205,64 @@ async def test_an_older_snapshot_never_overwrites_a_newer_one(
 
 
 async def test_events_committed_while_the_broker_is_unreachable_are_delivered_after(
-    service_settings: SettingsFactory, runtimes: Runtimes, data_dir: Path
+    private_system: PrivateSystem,
 ) -> None:
-    broker = EmbeddedBroker(free_port(), data_dir / "tansu.log")
-    broker.start()
+    broker, catalog, exchange = (
+        private_system.broker,
+        private_system.catalog,
+        private_system.exchange,
+    )
+    first = await register_pole(catalog.uow(), RegisterPole(name="Avant la coupure"))
+    await eventually(lambda: pole_count(exchange, first.id))
+
+    broker.pause()
     try:
-        catalog_settings = _on_broker(await service_settings("catalog"), broker)
-        exchange_settings = _on_broker(await service_settings("exchange"), broker)
-        await create_topics(catalog_settings)
-        catalog = await runtimes(CATALOG, catalog_settings)
-        exchange = await runtimes(EXCHANGE, exchange_settings)
-        first = await register_pole(catalog.uow(), RegisterPole(name="Avant la coupure"))
-        await eventually(lambda: pole_count(exchange, first.id))
-
-        broker.pause()
-        try:
-            during = [
-                await register_pole(catalog.uow(), RegisterPole(name=f"Pendant la coupure {i}"))
-                for i in range(3)
-            ]
-            await asyncio.sleep(3)
-            # Committed, waiting in the outbox: the broker cannot take them.
-            assert await unpublished(catalog) == 3
-            assert all([await pole_count(exchange, p.id) == 0 for p in during])
-        finally:
-            broker.resume()
-
-        for pole in during:
-            await eventually(partial(pole_count, exchange, pole.id), timeout=60)
-        assert await unpublished(catalog) == 0
-        assert exchange.consumers[0].applied_total == 4
+        during = [
+            await register_pole(catalog.uow(), RegisterPole(name=f"Pendant la coupure {i}"))
+            for i in range(3)
+        ]
+        await asyncio.sleep(3)
+        # Committed, waiting in the outbox: the broker cannot take them.
+        assert await unpublished(catalog) == 3
+        assert all([await pole_count(exchange, p.id) == 0 for p in during])
     finally:
-        broker.stop()
+        broker.resume()
+
+    for pole in during:
+        await eventually(partial(pole_count, exchange, pole.id), timeout=60)
+    assert await unpublished(catalog) == 0
+    assert exchange.consumers[0].applied_total == 4
 
 
 async def test_a_broker_restarted_empty_loses_nothing_and_doubles_nothing(
-    service_settings: SettingsFactory, runtimes: Runtimes, data_dir: Path
+    private_system: PrivateSystem,
 ) -> None:
-    port = free_port()
-    broker = EmbeddedBroker(port, data_dir / "tansu.log")
+    broker, catalog, exchange = (
+        private_system.broker,
+        private_system.catalog,
+        private_system.exchange,
+    )
+    consumer = exchange.consumers[0]
+    before = await register_pole(catalog.uow(), RegisterPole(name="Avant le redémarrage"))
+    await eventually(lambda: pole_count(exchange, before.id))
+
+    # The in-memory broker dies and comes back empty: topics, messages, offsets all gone.
+    broker.stop()
+    unseen = await register_pole(catalog.uow(), RegisterPole(name="Pendant la panne"))
     broker.start()
-    try:
-        catalog_settings = _on_broker(await service_settings("catalog"), broker)
-        exchange_settings = _on_broker(await service_settings("exchange"), broker)
-        await create_topics(catalog_settings)
-        catalog = await runtimes(CATALOG, catalog_settings)
-        exchange = await runtimes(EXCHANGE, exchange_settings)
-        consumer = exchange.consumers[0]
-        before = await register_pole(catalog.uow(), RegisterPole(name="Avant le redémarrage"))
-        await eventually(lambda: pole_count(exchange, before.id))
+    await create_topics(catalog.settings)
+    # What `ptce dev` does when it starts a new broker: send the retained events again.
+    assert await republish_since(catalog.engine, _epoch(0)) >= 1
+    after = await register_pole(catalog.uow(), RegisterPole(name="Après le redémarrage"))
 
-        # The in-memory broker dies and comes back empty: topics, messages, offsets all gone.
-        broker.stop()
-        unseen = await register_pole(catalog.uow(), RegisterPole(name="Pendant la panne"))
-        broker = EmbeddedBroker(port, data_dir / "tansu.log")
-        broker.start()
-        await create_topics(catalog_settings)
-        # What `ptce dev` does when it starts a new broker: send the retained events again.
-        assert await republish_since(catalog.engine, _epoch(0)) >= 1
-        after = await register_pole(catalog.uow(), RegisterPole(name="Après le redémarrage"))
-
-        for pole in (unseen, after):
-            await eventually(partial(pole_count, exchange, pole.id), timeout=90)
-        await eventually(lambda: caught_up(consumer, exchange_settings), timeout=60)
-        assert await pole_count(exchange, before.id) == 1
-        assert consumer.applied_total == 3
-        assert consumer.duplicates_total >= 1
-        async with exchange.engine.connect() as conn:
-            assert await conn.scalar(text("SELECT count(*) FROM processed_event")) == 3
-    finally:
-        broker.stop()
+    for pole in (unseen, after):
+        await eventually(partial(pole_count, exchange, pole.id), timeout=90)
+    await eventually(lambda: caught_up(consumer, exchange.settings), timeout=60)
+    assert await pole_count(exchange, before.id) == 1
+    assert consumer.applied_total == 3
+    assert consumer.duplicates_total >= 1
+    async with exchange.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM processed_event")) == 3
 
 
 class SimulatedCrash(BaseException):
