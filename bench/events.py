@@ -313,9 +313,6 @@ class Phase:
             for pole_id, committed in self.committed.items()
         ]
 
-    def in_window(self, times: Sequence[float]) -> list[float]:
-        return [t for t in times if self.start <= t <= self.end]
-
 
 @dataclass
 class Results:
