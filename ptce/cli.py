@@ -8,9 +8,12 @@ import signal
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from shared.settings import ServiceSettings
 
 app = typer.Typer(
     help="PTCE: pool and value the shared resources of a pôle territorial.", no_args_is_help=True
@@ -38,7 +41,7 @@ class Service(StrEnum):
     ledger = "ledger"
 
 
-def _settings(service: Service):  # type: ignore[no-untyped-def]
+def _settings(service: Service) -> ServiceSettings:
     from shared.settings import SETTINGS_BY_SERVICE
 
     return SETTINGS_BY_SERVICE[service.value]()

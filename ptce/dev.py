@@ -57,31 +57,31 @@ async def ensure_database(database_url: str) -> None:
 @dataclass
 class DevSystem:
     data_dir: Path
-    demo: bool = True
     postgres: EmbeddedPostgres | None = None
     broker: EmbeddedBroker | None = None
-    env: dict[str, str] = field(default_factory=dict)
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start_servers(self) -> None:
-        self.env = dict(os.environ)
+        """Start the servers not given by the environment, and point the environment at them.
+
+        This process owns its environment: the services it starts inherit it.
+        """
         if not all(os.environ.get(f"{s.upper()}_DATABASE_URL") for s in SERVICES):
             port = int(os.environ.get("PTCE_DEV_POSTGRES_PORT", DEFAULT_POSTGRES_PORT))
             self.postgres = EmbeddedPostgres(self.data_dir / "postgres", port)
             say(f"starting PostgreSQL on 127.0.0.1:{port} (data in {self.postgres.pgdata})")
             self.postgres.start()
             for service in SERVICES:
-                self.env.setdefault(f"{service.upper()}_DATABASE_URL", self.postgres.url(service))
+                os.environ.setdefault(f"{service.upper()}_DATABASE_URL", self.postgres.url(service))
         if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
             port = int(os.environ.get("PTCE_DEV_KAFKA_PORT", DEFAULT_KAFKA_PORT))
             self.broker = EmbeddedBroker(port, self.data_dir / "logs" / "tansu.log")
             say(f"starting the Tansu broker on 127.0.0.1:{port} (in memory)")
             self.broker.start()
-            self.env["KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
+            os.environ["KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
 
     def settings(self, service: str) -> ServiceSettings:
-        with _environment(self.env):
-            return SETTINGS_BY_SERVICE[service]()
+        return SETTINGS_BY_SERVICE[service]()
 
     async def prepare(self) -> None:
         for service in SERVICES:
@@ -119,7 +119,6 @@ class DevSystem:
             log = open(logs / f"{service}.log", "ab")  # noqa: SIM115 - handed to the child
             self.children[service] = subprocess.Popen(
                 [ptce, "serve", service, "--host", "127.0.0.1"],
-                env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -180,23 +179,12 @@ class DevSystem:
             self.postgres.stop()
 
 
-@contextlib.contextmanager
-def _environment(env: dict[str, str]):  # type: ignore[no-untyped-def]
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def run_dev(*, data_dir: Path, fresh: bool, demo: bool) -> int:
     if fresh and data_dir.exists():
         say(f"--fresh: removing {data_dir}")
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    system = DevSystem(data_dir=data_dir.resolve(), demo=demo)
+    system = DevSystem(data_dir=data_dir.resolve())
     stop_requested = False
 
     def request_stop(_signum: int, _frame: object) -> None:

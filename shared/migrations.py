@@ -64,26 +64,9 @@ def run_env(target_metadata: MetaData) -> None:
         finally:
             await engine.dispose()
 
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(run_async())
-    else:  # called from async code (tests): run in a private loop of a worker thread
-        import threading
-
-        error: list[BaseException] = []
-
-        def target() -> None:
-            try:
-                asyncio.run(run_async())
-            except BaseException as exc:
-                error.append(exc)
-
-        thread = threading.Thread(target=target)
-        thread.start()
-        thread.join()
-        if error:
-            raise error[0]
+    # Alembic's commands are synchronous: callers run them outside an event loop
+    # (the CLI, the test harness, `asyncio.to_thread` in `ptce dev`).
+    asyncio.run(run_async())
 
 
 # The relay LISTENs on this channel; a notification is delivered when the inserting

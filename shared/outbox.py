@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -165,9 +165,7 @@ class OutboxRelay:
         if now - self._last_purge < PURGE_EVERY_SECONDS:
             return
         self._last_purge = now
-        before = datetime.now().astimezone() - timedelta(
-            hours=self._settings.outbox_retention_hours
-        )
+        before = datetime.now(UTC) - timedelta(hours=self._settings.outbox_retention_hours)
         async with self._engine.begin() as conn:
             result = await conn.execute(_PURGE, {"before": before})
         log.info("outbox_purged", rows=result.rowcount)

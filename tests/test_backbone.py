@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -391,9 +392,7 @@ async def _first_event_time(runtime: ServiceRuntime) -> float:
     return float(epoch)
 
 
-def _epoch(seconds: float):  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
+def _epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 

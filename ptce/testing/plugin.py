@@ -59,6 +59,7 @@ async def _create_database(infra: Infra, name: str, template: str | None = None)
         await conn.close()
 
 
+@contextlib.contextmanager
 def server_dir() -> Iterator[Path]:
     """A directory for a server's data, outside pytest's temporary tree.
 
@@ -74,14 +75,15 @@ def server_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
-    with contextlib.contextmanager(server_dir)() as root:
+    with server_dir() as root:
         yield from _infra(root)
 
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
     """A fresh directory a test may start its own servers in."""
-    yield from server_dir()
+    with server_dir() as path:
+        yield path
 
 
 def _infra(root: Path) -> Iterator[Infra]:
