@@ -41,6 +41,14 @@ AfterApply = Callable[[ReceivedEvent], Awaitable[None]]
 MAX_INFRA_BACKOFF_SECONDS = 5.0
 
 
+class ConsumerStuck(RuntimeError):
+    """The consumer stopped making progress for a reason a fresh consumer does not have."""
+
+
+class BrokerLostOffsets(ConsumerStuck):
+    """The broker no longer holds offsets this consumer committed: it lost its state."""
+
+
 @dataclass(frozen=True)
 class ConsumerSpec:
     """What a service consumes: a name (its consumer group) and a handler per event type."""
@@ -50,6 +58,92 @@ class ConsumerSpec:
 
     def source_services(self) -> set[str]:
         return {event_type.split(".")[1] for event_type in self.handlers}
+
+
+def _in_group(consumer: AIOKafkaConsumer) -> bool:
+    """Whether the consumer knows its coordinator and holds a settled assignment.
+
+    aiokafka exposes no public state for this, so it reads two private attributes
+    (checked against the pinned version by the broker-restart test). An idle replica, one
+    more than the partitions, is in its group with an empty assignment: it counts as in.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    subscription = getattr(consumer, "_subscription", None)
+    if coordinator is None or subscription is None:
+        return False
+    return coordinator.coordinator_id is not None and not subscription.reassignment_in_progress
+
+
+class _Watchdog:
+    """Notices a consumer that aiokafka will not get going again by itself.
+
+    A broker restarted empty (the embedded one keeps nothing) leaves the consumer with
+    state that the new broker contradicts, and aiokafka does not always recover:
+    - it stays out of its group (member id not recognised, coordinator marked dead);
+    - it keeps a fetch position beyond the end of a partition's new, shorter log, and the
+      broker answers such a fetch with nothing rather than an out-of-range error;
+    - it fetches nothing from a partition that holds messages past its position.
+    Checked only while polls come back empty, so it costs nothing under traffic. A stuck
+    consumer is rebuilt: it starts again from the committed offsets (earliest when the
+    broker lost them), and what it sees again is deduplicated by event id.
+    """
+
+    def __init__(self, owner: IdempotentConsumer, consumer: AIOKafkaConsumer) -> None:
+        self._owner = owner
+        self._consumer = consumer
+        self.settings = owner.settings
+        self._group = owner.group_id
+        self._clock = asyncio.get_running_loop().time
+        self._last_check = self._last_in_group = self._clock()
+        self._lagging: dict[TopicPartition, int] = {}
+
+    def progressed(self) -> None:
+        self._last_check = self._last_in_group = self._clock()
+        self._lagging = {}
+
+    async def check(self) -> None:
+        now = self._clock()
+        if now - self._last_check < self.settings.consumer_watchdog_interval_seconds:
+            return
+        self._last_check = now
+        if not _in_group(self._consumer):
+            if now - self._last_in_group > self.settings.consumer_rejoin_timeout_seconds:
+                raise ConsumerStuck(
+                    f"out of group {self._group} since {now - self._last_in_group:.0f} s"
+                )
+            return
+        self._last_in_group = now
+        partitions = sorted(self._consumer.assignment())
+        if not partitions:
+            return
+        try:
+            positions, ends = await bounded(
+                self._positions_and_ends(partitions),
+                self.settings.kafka_timeout_seconds,
+                "checking positions",
+            )
+            await self._owner.ensure_offsets_kept(self._consumer, partitions)
+        except ConsumerStuck:
+            raise
+        except Exception as exc:
+            log.info("consumer_watchdog_skipped", consumer=self._group, error=repr(exc))
+            return
+        beyond = [tp for tp in partitions if positions[tp] > ends[tp]]
+        if beyond:
+            raise ConsumerStuck(f"position past the end of the log on {beyond}")
+        lagging = {tp: positions[tp] for tp in partitions if positions[tp] < ends[tp]}
+        # Behind the end twice in a row at the same position: messages that no fetch returns.
+        stalled = [tp for tp, position in lagging.items() if self._lagging.get(tp) == position]
+        self._lagging = lagging
+        if stalled:
+            raise ConsumerStuck(f"no fetch progress on {stalled}")
+
+    async def _positions_and_ends(
+        self, partitions: list[TopicPartition]
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+        positions = {tp: await self._consumer.position(tp) for tp in partitions}
+        ends: dict[TopicPartition, int] = await self._consumer.end_offsets(partitions)
+        return positions, ends
 
 
 def _is_infrastructure_error(exc: BaseException) -> bool:
@@ -87,7 +181,7 @@ class IdempotentConsumer:
         self.spec = spec
         self._session_factory = session_factory
         self._processed = processed_event
-        self._settings = settings
+        self.settings = settings
         self._after_apply = after_apply
         prefix = settings.kafka_topic_prefix
         self.group_id = f"{prefix}{service}.{spec.name}"
@@ -124,11 +218,11 @@ class IdempotentConsumer:
     async def _start(self) -> None:
         if self._consumer is not None:
             return
-        consumer = new_consumer(self._settings, group_id=self.group_id)
+        consumer = new_consumer(self.settings, group_id=self.group_id)
         try:
-            await bounded(consumer.start(), self._settings.kafka_timeout_seconds, "connecting")
+            await bounded(consumer.start(), self.settings.kafka_timeout_seconds, "connecting")
         except BaseException:
-            await stop_quietly(consumer, self._settings.kafka_timeout_seconds)
+            await stop_quietly(consumer, self.settings.kafka_timeout_seconds)
             raise
         consumer.subscribe(self.topics, listener=_Rebalance(self))
         self._consumer = consumer
@@ -137,31 +231,60 @@ class IdempotentConsumer:
         consumer, self._consumer = self._consumer, None
         producer, self._dlq_producer = self._dlq_producer, None
         self.assigned.clear()
-        await stop_quietly(consumer, self._settings.kafka_timeout_seconds)
-        await stop_quietly(producer, self._settings.kafka_timeout_seconds)
+        await stop_quietly(consumer, self.settings.kafka_timeout_seconds)
+        await stop_quietly(producer, self.settings.kafka_timeout_seconds)
 
     async def _loop(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer
+        watchdog = _Watchdog(self, consumer)
         while True:
             batch = await consumer.getmany(timeout_ms=500)
             if not batch:
+                await watchdog.check()
                 continue
             async with self.processing:
                 for tp, messages in batch.items():
                     for message in messages:
                         await self._handle(message)
                     await self._commit(consumer, tp, messages[-1].offset + 1)
+            watchdog.progressed()
 
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         try:
+            await self.ensure_offsets_kept(consumer, [tp])
             await bounded(
-                consumer.commit({tp: offset}), self._settings.kafka_timeout_seconds, "commit"
+                consumer.commit({tp: offset}), self.settings.kafka_timeout_seconds, "commit"
             )
             self.committed[tp] = offset
+        except ConsumerStuck:
+            raise
         except Exception as exc:
             # Harmless: the events are recorded as processed, a redelivery changes nothing.
             log.warning("offset_commit_failed", consumer=self.group_id, error=repr(exc))
+
+    async def ensure_offsets_kept(
+        self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+    ) -> None:
+        """Raise BrokerLostOffsets if the broker holds less than what this consumer committed.
+
+        A group's committed offsets only ever grow (whoever owns a partition starts from its
+        committed offset), so finding less than our own last commit means the broker lost
+        them: it was restarted empty. The fetch positions held in memory then point into logs
+        that no longer exist, and the new logs may hold unseen events below them. Checked
+        before every commit, so that a stale position is never committed to the new broker;
+        the consumer is rebuilt and starts from the earliest offset, its duplicates ignored.
+        """
+        for tp in partitions:
+            ours = self.committed.get(tp)
+            if ours is None:
+                continue
+            on_broker = await bounded(
+                consumer.committed(tp), self.settings.kafka_timeout_seconds, "reading offsets"
+            )
+            if on_broker is None or on_broker < ours:
+                self.committed.clear()
+                raise BrokerLostOffsets(f"{tp}: committed {ours}, the broker holds {on_broker}")
 
     async def _handle(self, message: ConsumerRecord) -> None:
         try:
@@ -182,7 +305,7 @@ class IdempotentConsumer:
         self, message: ConsumerRecord, event: ReceivedEvent, handler: Handler
     ) -> None:
         failures = 0
-        infra_backoff = self._settings.consumer_retry_backoff_seconds
+        infra_backoff = self.settings.consumer_retry_backoff_seconds
         while True:
             try:
                 applied = await self.apply(event, handler, topic=message.topic)
@@ -195,13 +318,13 @@ class IdempotentConsumer:
                     infra_backoff = min(infra_backoff * 2, MAX_INFRA_BACKOFF_SECONDS)
                     continue
                 failures += 1
-                if failures >= self._settings.consumer_max_attempts:
+                if failures >= self.settings.consumer_max_attempts:
                     log.error(  # noqa: TRY400 - the error is expected; no traceback wanted
                         "event_dead_lettered", event_id=event.id, type=event.type, error=repr(exc)
                     )
                     await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
                     return
-                delay = self._settings.consumer_retry_backoff_seconds * 2 ** (failures - 1)
+                delay = self.settings.consumer_retry_backoff_seconds * 2 ** (failures - 1)
                 log.warning(
                     "event_retry",
                     event_id=event.id,
@@ -254,9 +377,9 @@ class IdempotentConsumer:
         while True:
             try:
                 if self._dlq_producer is None:
-                    producer = new_producer(self._settings)
+                    producer = new_producer(self.settings)
                     await bounded(
-                        producer.start(), self._settings.kafka_timeout_seconds, "connecting"
+                        producer.start(), self.settings.kafka_timeout_seconds, "connecting"
                     )
                     self._dlq_producer = producer
                 await bounded(
@@ -266,7 +389,7 @@ class IdempotentConsumer:
                         key=message.key,
                         headers=headers,
                     ),
-                    self._settings.kafka_timeout_seconds,
+                    self.settings.kafka_timeout_seconds,
                     "dead-lettering",
                 )
                 self.dead_lettered_total += 1
@@ -274,6 +397,6 @@ class IdempotentConsumer:
             except Exception as exc:
                 log.warning("dead_letter_retry", error=repr(exc))
                 producer, self._dlq_producer = self._dlq_producer, None
-                await stop_quietly(producer, self._settings.kafka_timeout_seconds)
+                await stop_quietly(producer, self.settings.kafka_timeout_seconds)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_INFRA_BACKOFF_SECONDS)

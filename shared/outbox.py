@@ -172,13 +172,16 @@ class OutboxRelay:
 
 
 async def republish_since(engine: AsyncEngine, since: datetime) -> int:
-    """Mark the events created since ``since`` as unpublished; the relay sends them again."""
+    """Mark the events created since ``since`` as unpublished; the relay sends them again.
+
+    Unpublished rows are updated too, on purpose: a row the relay is sending right now is
+    locked and still unpublished, and would be marked sent once its batch commits, though it
+    may have gone to the broker that is being replaced. Matching it makes this update wait
+    for that batch and then mark the row unpublished again.
+    """
     async with engine.begin() as conn:
         result = await conn.execute(
-            text(
-                "UPDATE outbox SET published_at = NULL "
-                "WHERE created_at >= :since AND published_at IS NOT NULL"
-            ),
+            text("UPDATE outbox SET published_at = NULL WHERE created_at >= :since"),
             {"since": since},
         )
         await conn.execute(text(f"NOTIFY {OUTBOX_NOTIFY_CHANNEL}"))

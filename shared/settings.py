@@ -64,6 +64,20 @@ class KernelSettings(BaseSettings):
         gt=0,
         description="First back-off between tries; doubles each time.",
     )
+    consumer_watchdog_interval_seconds: float = Field(
+        validation_alias="CONSUMER_WATCHDOG_INTERVAL_SECONDS",
+        default=5.0,
+        gt=0,
+        description="How often an idle consumer checks that it is in its group and that no "
+        "partition holds messages it does not fetch; stuck, it is rebuilt.",
+    )
+    consumer_rejoin_timeout_seconds: float = Field(
+        validation_alias="CONSUMER_REJOIN_TIMEOUT_SECONDS",
+        default=30.0,
+        gt=0,
+        description="A consumer out of its group (no coordinator, or a rebalance not "
+        "finishing) for this long is rebuilt from scratch.",
+    )
     outbox_retention_hours: float = Field(
         validation_alias="OUTBOX_RETENTION_HOURS",
         default=168.0,

@@ -235,6 +235,37 @@ async def test_events_committed_while_the_broker_is_unreachable_are_delivered_af
     assert exchange.consumers[0].applied_total == 4
 
 
+async def test_a_broker_restarted_empty_loses_nothing_and_doubles_nothing(
+    private_system: PrivateSystem,
+) -> None:
+    broker, catalog, exchange = (
+        private_system.broker,
+        private_system.catalog,
+        private_system.exchange,
+    )
+    consumer = exchange.consumers[0]
+    before = await register_pole(catalog.uow(), RegisterPole(name="Avant le redémarrage"))
+    await eventually(lambda: pole_count(exchange, before.id))
+
+    # The in-memory broker dies and comes back empty: topics, messages, offsets all gone.
+    broker.stop()
+    unseen = await register_pole(catalog.uow(), RegisterPole(name="Pendant la panne"))
+    broker.start()
+    await create_topics(catalog.settings)
+    # What `ptce dev` does when it starts a new broker: send the retained events again.
+    assert await republish_since(catalog.engine, _epoch(0)) >= 1
+    after = await register_pole(catalog.uow(), RegisterPole(name="Après le redémarrage"))
+
+    for pole in (unseen, after):
+        await eventually(partial(pole_count, exchange, pole.id), timeout=90)
+    await eventually(lambda: caught_up(consumer, exchange.settings), timeout=60)
+    assert await pole_count(exchange, before.id) == 1
+    assert consumer.applied_total == 3
+    assert consumer.duplicates_total >= 1
+    async with exchange.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM processed_event")) == 3
+
+
 class SimulatedCrash(BaseException):
     """The process dies: nothing after this point runs, not even the offset commit."""
 
@@ -379,7 +410,13 @@ def _consumer(runtime: ServiceRuntime, spec: ConsumerSpec, **kwargs: object) -> 
 
 
 def _on_broker(settings: ServiceSettings, broker: EmbeddedBroker) -> ServiceSettings:
-    return settings.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap_servers})
+    # A short rejoin timeout so that a consumer stuck out of its group is rebuilt quickly.
+    return settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": broker.bootstrap_servers,
+            "consumer_rejoin_timeout_seconds": 10.0,
+        }
+    )
 
 
 async def _is(value: int, expected: int) -> bool:
