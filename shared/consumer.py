@@ -75,31 +75,24 @@ def _in_group(consumer: AIOKafkaConsumer) -> bool:
 
 
 class _Watchdog:
-    """Notices a consumer that aiokafka will not get going again by itself.
+    """Notices, while polls come back empty, a consumer aiokafka will not get going again.
 
-    A broker restarted empty (the embedded one keeps nothing) leaves the consumer with
-    state that the new broker contradicts, and aiokafka does not always recover:
-    - it stays out of its group (member id not recognised, coordinator marked dead);
-    - it keeps a fetch position beyond the end of a partition's new, shorter log, and the
-      broker answers such a fetch with nothing rather than an out-of-range error;
-    - it fetches nothing from a partition that holds messages past its position.
-    Checked only while polls come back empty, so it costs nothing under traffic. A stuck
-    consumer is rebuilt: it starts again from the committed offsets (earliest when the
-    broker lost them), and what it sees again is deduplicated by event id.
+    A broker restarted empty (the embedded one keeps nothing) contradicts what the consumer
+    holds, and aiokafka does not always recover by itself: it can stay out of its group
+    (member id not recognised, coordinator marked dead), or keep fetch positions into logs
+    that no longer exist. A stuck consumer is rebuilt: it starts again from the committed
+    offsets (the earliest when the broker lost them) and ignores what it sees twice.
     """
 
     def __init__(self, owner: IdempotentConsumer, consumer: AIOKafkaConsumer) -> None:
         self._owner = owner
         self._consumer = consumer
         self.settings = owner.settings
-        self._group = owner.group_id
         self._clock = asyncio.get_running_loop().time
         self._last_check = self._last_in_group = self._clock()
-        self._lagging: dict[TopicPartition, int] = {}
 
     def progressed(self) -> None:
         self._last_check = self._last_in_group = self._clock()
-        self._lagging = {}
 
     async def check(self) -> None:
         now = self._clock()
@@ -107,43 +100,19 @@ class _Watchdog:
             return
         self._last_check = now
         if not _in_group(self._consumer):
-            if now - self._last_in_group > self.settings.consumer_rejoin_timeout_seconds:
-                raise ConsumerStuck(
-                    f"out of group {self._group} since {now - self._last_in_group:.0f} s"
-                )
+            absent = now - self._last_in_group
+            if absent > self.settings.consumer_rejoin_timeout_seconds:
+                raise ConsumerStuck(f"out of group {self._owner.group_id} for {absent:.0f} s")
             return
         self._last_in_group = now
-        partitions = sorted(self._consumer.assignment())
-        if not partitions:
-            return
         try:
-            positions, ends = await bounded(
-                self._positions_and_ends(partitions),
-                self.settings.kafka_timeout_seconds,
-                "checking positions",
+            await self._owner.ensure_offsets_kept(
+                self._consumer, sorted(self._consumer.assignment())
             )
-            await self._owner.ensure_offsets_kept(self._consumer, partitions)
         except ConsumerStuck:
             raise
         except Exception as exc:
-            log.info("consumer_watchdog_skipped", consumer=self._group, error=repr(exc))
-            return
-        beyond = [tp for tp in partitions if positions[tp] > ends[tp]]
-        if beyond:
-            raise ConsumerStuck(f"position past the end of the log on {beyond}")
-        lagging = {tp: positions[tp] for tp in partitions if positions[tp] < ends[tp]}
-        # Behind the end twice in a row at the same position: messages that no fetch returns.
-        stalled = [tp for tp, position in lagging.items() if self._lagging.get(tp) == position]
-        self._lagging = lagging
-        if stalled:
-            raise ConsumerStuck(f"no fetch progress on {stalled}")
-
-    async def _positions_and_ends(
-        self, partitions: list[TopicPartition]
-    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-        positions = {tp: await self._consumer.position(tp) for tp in partitions}
-        ends: dict[TopicPartition, int] = await self._consumer.end_offsets(partitions)
-        return positions, ends
+            log.info("consumer_watchdog_skipped", consumer=self._owner.group_id, error=repr(exc))
 
 
 def _is_infrastructure_error(exc: BaseException) -> bool:

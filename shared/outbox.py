@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import OUTBOX_NOTIFY_CHANNEL, asyncpg_dsn
 from shared.events.envelope import from_structured_json, to_kafka
-from shared.kafka import bounded, new_producer, stop_quietly
+from shared.events.registry import dead_letter_topic, topic_name
+from shared.kafka import bounded, create_topics, new_producer, stop_quietly
 from shared.logging import get_logger
 from shared.settings import ServiceSettings
 
@@ -55,6 +56,7 @@ class OutboxRelay:
         self._last_purge = 0.0
         self.is_leader = False
         self.published_total = 0
+        self.failures_total = 0
 
     @property
     def _lock_key(self) -> int:
@@ -79,6 +81,7 @@ class OutboxRelay:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    self.failures_total += 1
                     log.warning("outbox_relay_retry", error=repr(exc), backoff_s=backoff)
                     await self._reset_producer()
                     await self._sleep_or_wake(backoff)
@@ -153,6 +156,20 @@ class OutboxRelay:
                 await stop_quietly(producer, self._settings.kafka_timeout_seconds)
                 raise
             self._producer = producer
+            await self._ensure_topic()
+
+    async def _ensure_topic(self) -> None:
+        """Create the service's topic before the first send of a new producer.
+
+        A broker that lost its data (the embedded one, restarted) would otherwise create the
+        topic itself on the first send, with its own partition count.
+        """
+        topic = topic_name(self.service, self._settings.kafka_topic_prefix)
+        try:
+            await create_topics(self._settings, topics=[topic, dead_letter_topic(topic)])
+        except Exception as exc:
+            # Not fatal: where topics are provisioned by operators, the client may not create.
+            log.warning("outbox_topic_check_failed", topic=topic, error=repr(exc))
 
     async def _reset_producer(self) -> None:
         # A producer that timed out may still hold queued messages; a new one starts clean.

@@ -249,7 +249,12 @@ async def test_a_broker_restarted_empty_loses_nothing_and_doubles_nothing(
 
     # The in-memory broker dies and comes back empty: topics, messages, offsets all gone.
     broker.stop()
+    failures = catalog.relay.failures_total
     unseen = await register_pole(catalog.uow(), RegisterPole(name="Pendant la panne"))
+    # The outage outlasts the relay's send timeout: the send is abandoned, not left in flight.
+    # (Tansu acknowledges a batch left in flight across its restart, before the topic is
+    # created, and then serves it inconsistently; Apache Kafka keeps its data anyway.)
+    await eventually(lambda: _is_more(catalog.relay.failures_total, failures + 1), timeout=30)
     broker.start()
     await create_topics(catalog.settings)
     # What `ptce dev` does when it starts a new broker: send the retained events again.
@@ -258,10 +263,12 @@ async def test_a_broker_restarted_empty_loses_nothing_and_doubles_nothing(
 
     for pole in (unseen, after):
         await eventually(partial(pole_count, exchange, pole.id), timeout=90)
-    await eventually(lambda: caught_up(consumer, exchange.settings), timeout=60)
+    # Whether the re-sent first event is fetched again depends on where the consumer stood
+    # when the broker went (and Tansu's end offsets after such a restart do not always match
+    # what its fetches return, so `caught_up` cannot tell): what matters is that each event
+    # took effect exactly once.
     assert await pole_count(exchange, before.id) == 1
     assert consumer.applied_total == 3
-    assert consumer.duplicates_total >= 1
     async with exchange.engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM processed_event")) == 3
 
@@ -410,10 +417,11 @@ def _consumer(runtime: ServiceRuntime, spec: ConsumerSpec, **kwargs: object) -> 
 
 
 def _on_broker(settings: ServiceSettings, broker: EmbeddedBroker) -> ServiceSettings:
-    # A short rejoin timeout so that a consumer stuck out of its group is rebuilt quickly.
+    # Short timeouts, so that an outage outlasts them and a stuck consumer is rebuilt quickly.
     return settings.model_copy(
         update={
             "kafka_bootstrap_servers": broker.bootstrap_servers,
+            "kafka_timeout_seconds": 2.0,
             "consumer_rejoin_timeout_seconds": 10.0,
         }
     )
@@ -421,6 +429,10 @@ def _on_broker(settings: ServiceSettings, broker: EmbeddedBroker) -> ServiceSett
 
 async def _is(value: int, expected: int) -> bool:
     return value == expected
+
+
+async def _is_more(value: int, than: int) -> bool:
+    return value > than
 
 
 async def _first_event_time(runtime: ServiceRuntime) -> float:
