@@ -187,36 +187,75 @@ def settings_doc() -> None:
 
 
 @pole_app.command("create")
-def pole_create(
+def pole_create(  # noqa: PLR0917 - one option per parameter, as Typer wants
     name: Annotated[str, typer.Option(help="The pole's name.")],
+    coordinator_name: Annotated[
+        str, typer.Option(help="Legal name of the organisation that coordinates the pole.")
+    ],
+    siret: Annotated[str, typer.Option(help="That organisation's SIRET (14 digits).")],
+    street: Annotated[str, typer.Option(help="Its street address.")],
+    postal_code: Annotated[str, typer.Option(help="Its postal code.")],
+    commune: Annotated[str, typer.Option(help="Its commune.")],
+    insee_code: Annotated[str, typer.Option(help="The commune's INSEE code.")],
+    category: Annotated[str, typer.Option(help="Its category.")] = "association",
+    territory: Annotated[str, typer.Option(help="The pole's territory.")] = "",
     time_zone: Annotated[str, typer.Option(help="IANA time zone.")] = "Europe/Paris",
     currency: Annotated[str, typer.Option(help="ISO 4217 currency.")] = "EUR",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Create a pole (a tenant)."""
+    """Create a pole, its coordinating organisation and that organisation's first
+    coordinator API client; the client's secret is printed once."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
     from pydantic import ValidationError
 
-    from catalog.poles import RegisterPole, register_pole
+    from catalog.members import RegisterMember
+    from catalog.poles import RegisterPole, create_pole_with_coordinator
     from catalog.service import DEFINITION
     from shared.runtime import ServiceRuntime
 
     try:
-        command = RegisterPole(name=name, time_zone=time_zone, currency=currency)
+        pole_command = RegisterPole(
+            name=name, territory=territory, time_zone=time_zone, currency=currency
+        )
+        coordinator = RegisterMember(
+            legal_name=coordinator_name,
+            siret=siret,
+            category=category,
+            is_ess=True,
+            street=street,
+            postal_code=postal_code,
+            commune=commune,
+            insee_code=insee_code,
+            joined_on=datetime.now(ZoneInfo(pole_command.time_zone)).date(),
+        )
     except ValidationError as exc:
         raise typer.BadParameter(str(exc)) from exc
 
     async def main() -> dict[str, str]:
         runtime = ServiceRuntime(DEFINITION, _settings(Service.catalog))
         try:
-            pole = await register_pole(runtime.uow(), command)
+            created = await create_pole_with_coordinator(
+                runtime.uow(), pole_command, coordinator, label="first coordinator (CLI)"
+            )
         finally:
             await runtime.stop()
-        return {"pole_id": str(pole.id), "name": pole.name}
+        return {
+            "pole_id": str(created.pole.id),
+            "name": created.pole.name,
+            "coordinator_member_id": str(created.coordinator.id),
+            "client_id": created.client.client.id,
+            "client_secret": created.client.secret,
+        }
 
     result = asyncio.run(main())
-    typer.echo(
-        json.dumps(result) if as_json else f"pole {result['name']} created: {result['pole_id']}"
-    )
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"pole {result['name']} created: {result['pole_id']}")
+    typer.echo(f"coordinator client: {result['client_id']}")
+    typer.echo(f"client secret (shown once): {result['client_secret']}")
 
 
 if __name__ == "__main__":

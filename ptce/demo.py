@@ -1,27 +1,142 @@
-"""Demo data for ``ptce dev``: loaded once, idempotently (later issues add members and offers)."""
+"""Demo data for ``ptce dev``: a pole, its members and their published offers (ptce/demo_data.py).
+
+Loaded idempotently: members are found again by SIRET, offers by owner and title, so a
+second run adds nothing. Two demo API clients (the coordinator and one member) get a new
+secret on every run, printed to try the API with; secrets are never stored in clear.
+"""
 
 from __future__ import annotations
 
-from sqlmodel import select
+import secrets
+import uuid
+from typing import Any
 
-from catalog.models import Pole
-from catalog.poles import RegisterPole, register_pole
+from sqlmodel import col, select
+
+from catalog.credentials import hash_secret
+from catalog.members import RegisterMember, register_member
+from catalog.models import ApiClient, Member, Offer, Pole
+from catalog.offers import CreateOffer, Kind, move, new_offer
+from catalog.poles import RegisterPole, create_pole_with_coordinator
 from catalog.service import DEFINITION
+from ptce import demo_data
+from shared.auth import Role
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 
-DEMO_POLE_NAME = "Pôle Coopératif du Val de Loire (démo)"
+DEMO_POLE_NAME = str(demo_data.POLE["name"])
+DEMO_CLIENTS = {"cli_demo_coordinator": Role.coordinator, "cli_demo_member": Role.member}
+
+
+def _member_command(data: dict[str, object]) -> RegisterMember:
+    return RegisterMember.model_validate({k: v for k, v in data.items() if k != "key"})
+
+
+def _offer_command(data: dict[str, object], members: dict[str, uuid.UUID]) -> CreateOffer:
+    kind = Kind(str(data["kind"]))
+    attributes: dict[str, Any] = dict(data[kind.value])  # type: ignore[call-overload]
+    if kind is Kind.staff_time:
+        attributes["employer_member_id"] = str(members[attributes.pop("employer")])
+    fields = {k: v for k, v in data.items() if k not in {"owner", *Kind}}
+    return CreateOffer.model_validate({**fields, "attributes": attributes})
 
 
 async def load_demo(settings: ServiceSettings) -> None:
     runtime = ServiceRuntime(DEFINITION, settings)
     try:
-        async with runtime.session_factory() as session:
-            existing = await session.scalar(select(Pole).where(Pole.name == DEMO_POLE_NAME))
-        if existing is None:
-            pole = await register_pole(runtime.uow(), RegisterPole(name=DEMO_POLE_NAME))
-            print(f"[ptce dev] demo pole created: {pole.name} ({pole.id})", flush=True)
-        else:
-            print(f"[ptce dev] demo pole present: {existing.name} ({existing.id})", flush=True)
+        pole_id = await _pole(runtime)
+        members = await _members(runtime, pole_id)
+        created = await _offers(runtime, pole_id, members)
+        print(
+            f"[ptce dev] demo: {len(members)} members, {created} offers added "
+            f"({len(demo_data.OFFERS)} in the demo)",
+            flush=True,
+        )
+        await _print_clients(runtime, pole_id, members)
     finally:
         await runtime.stop()
+
+
+async def _pole(runtime: ServiceRuntime) -> uuid.UUID:
+    async with runtime.session_factory() as session:
+        existing = await session.scalar(select(Pole).where(col(Pole.name) == DEMO_POLE_NAME))
+    if existing is not None:
+        print(f"[ptce dev] demo pole present: {existing.name} ({existing.id})", flush=True)
+        return existing.id
+    coordinator = next(m for m in demo_data.MEMBERS if m["key"] == demo_data.COORDINATOR_KEY)
+    created = await create_pole_with_coordinator(
+        runtime.uow(),
+        RegisterPole.model_validate(demo_data.POLE),
+        _member_command(coordinator),
+        label="first coordinator (demo)",
+    )
+    print(f"[ptce dev] demo pole created: {created.pole.name} ({created.pole.id})", flush=True)
+    return created.pole.id
+
+
+async def _members(runtime: ServiceRuntime, pole_id: uuid.UUID) -> dict[str, uuid.UUID]:
+    async with runtime.session_factory() as session:
+        rows = await session.execute(
+            select(Member.siret, Member.id).where(col(Member.pole_id) == pole_id)
+        )
+        by_siret = {siret: member_id for siret, member_id in rows}
+    members: dict[str, uuid.UUID] = {}
+    for data in demo_data.MEMBERS:
+        command = _member_command(data)
+        if command.siret not in by_siret:
+            by_siret[command.siret] = (await register_member(runtime.uow(), pole_id, command)).id
+        members[str(data["key"])] = by_siret[command.siret]
+    return members
+
+
+async def _offers(
+    runtime: ServiceRuntime, pole_id: uuid.UUID, members: dict[str, uuid.UUID]
+) -> int:
+    async with runtime.session_factory() as session:
+        rows = await session.execute(
+            select(Offer.owner_id, Offer.title).where(col(Offer.pole_id) == pole_id)
+        )
+        existing = {(owner, title) for owner, title in rows}
+    created = 0
+    for data in demo_data.OFFERS:
+        owner = members[str(data["owner"])]
+        if (owner, data["title"]) in existing:
+            continue
+        async with runtime.uow() as uow:
+            offer = new_offer(pole_id, owner, _offer_command(data, members))
+            uow.session.add(offer)
+            await uow.session.flush()
+            move(uow, offer, "publish")
+            await uow.commit()
+        created += 1
+    return created
+
+
+async def _print_clients(
+    runtime: ServiceRuntime, pole_id: uuid.UUID, members: dict[str, uuid.UUID]
+) -> None:
+    owners = {
+        "cli_demo_coordinator": members[demo_data.COORDINATOR_KEY],
+        "cli_demo_member": members[demo_data.DEMO_MEMBER_KEY],
+    }
+    async with runtime.session_factory() as session, session.begin():
+        for client_id, role in DEMO_CLIENTS.items():
+            secret = secrets.token_urlsafe(32)
+            client = await session.get(ApiClient, client_id)
+            if client is None:
+                client = ApiClient(
+                    id=client_id,
+                    pole_id=pole_id,
+                    member_id=owners[client_id],
+                    role=role.value,
+                    label="demo client (secret renewed on every `ptce dev`)",
+                    secret_hash="",
+                )
+                session.add(client)
+            client.secret_hash = hash_secret(secret)
+            client.revoked_at = None
+            print(
+                f"[ptce dev] demo {role.value} client: client_id={client_id} "
+                f"client_secret={secret}",
+                flush=True,
+            )

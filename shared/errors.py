@@ -52,10 +52,19 @@ class ProblemError(Exception):
     slug: str = "bad-request"
     title: str = "Bad request"
 
-    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        invalid_params: Sequence[InvalidParam | dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}
+        self.invalid_params = [InvalidParam.model_validate(p) for p in invalid_params or []]
+        self.headers = headers
 
 
 class NotFound(ProblemError):
@@ -119,7 +128,9 @@ async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
         title=exc.title,
         detail=exc.detail,
         type_=PROBLEM_TYPE_BASE + exc.slug,
+        invalid_params=exc.invalid_params,
         extra=exc.extra,
+        headers=exc.headers,
     )
 
 

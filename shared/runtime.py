@@ -7,13 +7,14 @@ wires the database, the unit of work, the outbox relay and the consumers from it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData, Table, text
 
+from shared.auth import KeyLoader, Principal, TokenVerifier, remote_jwks
 from shared.consumer import AfterApply, ConsumerSpec, IdempotentConsumer
 from shared.db import create_engine, create_session_factory
 from shared.kafka import broker_reachable
@@ -35,6 +36,10 @@ class ServiceDefinition:
     processed_event: Table
     consumers: Sequence[ConsumerSpec] = ()
     routers: Sequence[APIRouter] = field(default_factory=tuple)
+    key_loader: Callable[[ServiceRuntime], KeyLoader] | None = None
+    """Where token-signing keys come from; by default the catalog's JWKS over HTTP."""
+    principal_check: Callable[[ServiceRuntime, Principal], Awaitable[None]] | None = None
+    """Refuses a verified caller that may no longer act (revoked client, member who left)."""
 
 
 class ServiceRuntime:
@@ -63,6 +68,12 @@ class ServiceRuntime:
         ]
         self._tasks: list[asyncio.Task[None]] = []
         self._head = head_revision(definition.name)
+        load_keys = definition.key_loader(self) if definition.key_loader else remote_jwks(settings)
+        self.verifier = TokenVerifier(settings, load_keys)
+
+    async def check_principal(self, principal: Principal) -> None:
+        if self.definition.principal_check is not None:
+            await self.definition.principal_check(self, principal)
 
     @property
     def name(self) -> str:

@@ -68,8 +68,8 @@ class KernelSettings(BaseSettings):
         validation_alias="CONSUMER_WATCHDOG_INTERVAL_SECONDS",
         default=5.0,
         gt=0,
-        description="How often an idle consumer checks that it is in its group and that no "
-        "partition holds messages it does not fetch; stuck, it is rebuilt.",
+        description="How often an idle consumer checks that it is in its group and that the "
+        "broker kept its offsets; stuck, it is rebuilt.",
     )
     consumer_rejoin_timeout_seconds: float = Field(
         validation_alias="CONSUMER_REJOIN_TIMEOUT_SECONDS",
@@ -89,6 +89,29 @@ class KernelSettings(BaseSettings):
         default=500,
         ge=1,
         description="Rows the relay publishes per batch.",
+    )
+    auth_issuer: str = Field(
+        validation_alias="AUTH_ISSUER",
+        default="ptce-catalog",
+        description="`iss` of the access tokens the catalog signs and every service expects.",
+    )
+    auth_audience: str = Field(
+        validation_alias="AUTH_AUDIENCE",
+        default="ptce",
+        description="`aud` of the access tokens.",
+    )
+    auth_jwks_url: str = Field(
+        validation_alias="AUTH_JWKS_URL",
+        default="http://127.0.0.1:8001/.well-known/jwks.json",
+        description="Where the services other than the catalog fetch the token-signing keys.",
+    )
+    auth_token_ttl_seconds: int = Field(
+        validation_alias="AUTH_TOKEN_TTL_SECONDS",
+        default=600,
+        ge=30,
+        le=3600,
+        description="Lifetime of an access token; also how long a revoked client's last "
+        "token may still be accepted by the services other than the catalog.",
     )
     log_level: str = Field(validation_alias="LOG_LEVEL", default="INFO", description="Log level.")
     log_format: Literal["json", "console"] = Field(

@@ -1,1 +1,17 @@
-"""Cross-service tests. The fixtures come from the ``ptce.testing.plugin`` pytest plugin."""
+"""Cross-service tests. The server fixtures come from the ``ptce.testing.plugin`` pytest plugin."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ptce.testing.api import CatalogApi, catalog_api
+from ptce.testing.plugin import SettingsFactory
+
+
+@pytest.fixture
+async def catalog(service_settings: SettingsFactory) -> AsyncIterator[CatalogApi]:
+    """The catalog's API in process, on a fresh database."""
+    async with catalog_api(await service_settings("catalog")) as api:
+        yield api

@@ -1,0 +1,335 @@
+"""The catalog's HTTP API: tokens and keys, the caller's pole, members and their clients."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Header, Request, Response, status
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
+
+from catalog import credentials
+from catalog.members import (
+    MemberLeaves,
+    MemberOut,
+    RegisterMember,
+    UpdateMember,
+    member_leaves,
+    register_member,
+    update_member,
+)
+from catalog.models import ApiClient, Member, Pole
+from shared.auth import (
+    CurrentPrincipal,
+    Principal,
+    Role,
+    require_acting_for,
+    require_coordinator,
+    require_writer,
+)
+from shared.db import utcnow
+from shared.errors import Conflict, NotFound, PreconditionFailed, Unauthorized
+from shared.http import RuntimeDep
+from shared.pagination import Page, PageRequest, encode_cursor, page_request
+
+router = APIRouter()
+_basic = HTTPBasic(auto_error=False)
+
+
+# --- tokens and keys -------------------------------------------------------------------
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int
+
+
+@router.post(
+    "/oauth/token",
+    tags=["auth"],
+    summary="Get an access token (OAuth2 client credentials)",
+    responses={401: {"description": "Unknown, wrong or revoked client (`error`: invalid_client)"}},
+)
+async def token(
+    *,
+    runtime: RuntimeDep,
+    response: Response,
+    grant_type: Annotated[str, Form(pattern="^client_credentials$")],
+    client_id: Annotated[str | None, Form(max_length=100)] = None,
+    client_secret: Annotated[str | None, Form(max_length=200)] = None,
+    basic: Annotated[HTTPBasicCredentials | None, Depends(_basic)] = None,
+) -> TokenOut:
+    if basic is not None:
+        client_id, client_secret = basic.username, basic.password
+    if not client_id or not client_secret:
+        raise Unauthorized(
+            "Client credentials are required (form fields or HTTP Basic).",
+            extra={"error": "invalid_client"},
+        )
+    async with runtime.session_factory() as session:
+        access_token, ttl = await credentials.issue_token(
+            session, runtime.settings, client_id, client_secret
+        )
+    response.headers["Cache-Control"] = "no-store"
+    return TokenOut(access_token=access_token, expires_in=ttl)
+
+
+@router.get("/.well-known/jwks.json", tags=["auth"], summary="Public keys of the access tokens")
+async def jwks(runtime: RuntimeDep) -> dict[str, Any]:
+    async with runtime.session_factory() as session:
+        return await credentials.public_keys(session)
+
+
+# --- the caller's pole -----------------------------------------------------------------
+
+
+class PoleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    territory: str
+    time_zone: str
+    currency: str
+    version: int
+
+
+@router.get("/pole", tags=["poles"], summary="The caller's pole and its settings")
+async def get_pole(runtime: RuntimeDep, principal: CurrentPrincipal) -> PoleOut:
+    async with runtime.session_factory() as session:
+        pole = await session.get(Pole, principal.pole_id)
+    if pole is None:
+        raise NotFound("No such pole.")
+    return PoleOut.model_validate(pole)
+
+
+# --- members ---------------------------------------------------------------------------
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def expected_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    try:
+        return int(if_match.strip().removeprefix("W/").strip('"'))
+    except ValueError as exc:
+        raise PreconditionFailed("If-Match must be an ETag this API gave.") from exc
+
+
+async def member_of_pole(
+    session: Any, principal: Principal, member_id: uuid.UUID, *, lock: bool = False
+) -> Member:
+    statement = select(Member).where(
+        col(Member.id) == member_id, col(Member.pole_id) == principal.pole_id
+    )
+    if lock:
+        statement = statement.with_for_update()
+    member: Member | None = (await session.scalars(statement)).first()
+    if member is None:
+        # Another pole's member is as unknown as one that does not exist.
+        raise NotFound("No such member in your pole.")
+    return member
+
+
+@router.post(
+    "/members",
+    tags=["members"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Onboard a member (coordinator)",
+    responses={409: {"description": "A member with this SIRET is already in the pole"}},
+)
+async def create_member(
+    runtime: RuntimeDep, principal: CurrentPrincipal, body: RegisterMember, response: Response
+) -> MemberOut:
+    require_coordinator(principal)
+    try:
+        member = await register_member(runtime.uow(), principal.pole_id, body)
+    except IntegrityError as exc:
+        raise Conflict("A member with this SIRET is already in the pole.") from exc
+    response.headers["ETag"] = etag(member.version)
+    response.headers["Location"] = f"/members/{member.id}"
+    return MemberOut.model_validate(member)
+
+
+@router.get("/members", tags=["members"], summary="The members of the caller's pole")
+async def list_members(
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    page: Annotated[PageRequest, Depends(page_request)],
+    include_left: bool = False,
+) -> Page[MemberOut]:
+    statement = select(Member).where(col(Member.pole_id) == principal.pole_id)
+    if not include_left:
+        statement = statement.where(col(Member.left_on).is_(None))
+    if page.after is not None:
+        name, last_id = page.after
+        statement = statement.where(
+            tuple_(col(Member.legal_name), col(Member.id)) > tuple_(str(name), last_id)
+        )
+    statement = statement.order_by(col(Member.legal_name), col(Member.id)).limit(page.limit + 1)
+    async with runtime.session_factory() as session:
+        rows = list((await session.scalars(statement)).all())
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return Page(
+        items=[MemberOut.model_validate(m) for m in rows],
+        next_cursor=encode_cursor(rows[-1].legal_name, rows[-1].id) if more else None,
+    )
+
+
+@router.get("/members/{member_id}", tags=["members"], summary="One member of the caller's pole")
+async def get_member(
+    runtime: RuntimeDep, principal: CurrentPrincipal, member_id: uuid.UUID, response: Response
+) -> MemberOut:
+    async with runtime.session_factory() as session:
+        member = await member_of_pole(session, principal, member_id)
+    response.headers["ETag"] = etag(member.version)
+    return MemberOut.model_validate(member)
+
+
+@router.patch(
+    "/members/{member_id}",
+    tags=["members"],
+    summary="Change a member's details (the member itself or the coordinator)",
+    responses={412: {"description": "If-Match does not name the current version"}},
+)
+async def patch_member(
+    *,
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    member_id: uuid.UUID,
+    body: UpdateMember,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> MemberOut:
+    async with runtime.uow() as uow:
+        member = await member_of_pole(uow.session, principal, member_id, lock=True)
+        require_writer(principal)
+        require_acting_for(principal, member.id)
+        expected = expected_version(if_match)
+        if expected is not None and expected != member.version:
+            raise PreconditionFailed(
+                f"The member changed (version {member.version}); reload it and try again.",
+                extra={"current_version": member.version},
+            )
+        update_member(uow, member, body)
+        await uow.commit()
+    response.headers["ETag"] = etag(member.version)
+    return MemberOut.model_validate(member)
+
+
+@router.post(
+    "/members/{member_id}/leave",
+    tags=["members"],
+    summary="Record that a member left the pole (coordinator)",
+)
+async def leave(
+    runtime: RuntimeDep, principal: CurrentPrincipal, member_id: uuid.UUID, body: MemberLeaves
+) -> MemberOut:
+    async with runtime.uow() as uow:
+        member = await member_of_pole(uow.session, principal, member_id, lock=True)
+        require_coordinator(principal)
+        member_leaves(uow, member, body)
+        await uow.commit()
+    return MemberOut.model_validate(member)
+
+
+# --- API clients -----------------------------------------------------------------------
+
+
+class NewClient(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(min_length=1, max_length=200)
+    role: Role = Role.member
+
+
+class ClientOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    member_id: uuid.UUID
+    role: Role
+    label: str
+    created_at: Any
+    revoked_at: Any | None
+
+
+class ClientWithSecret(ClientOut):
+    client_secret: str = Field(description="Shown this once; only its hash is kept.")
+
+
+@router.post(
+    "/members/{member_id}/clients",
+    tags=["credentials"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an API client for a member; its secret is shown once",
+)
+async def create_client(
+    runtime: RuntimeDep, principal: CurrentPrincipal, member_id: uuid.UUID, body: NewClient
+) -> ClientWithSecret:
+    async with runtime.uow() as uow:
+        member = await member_of_pole(uow.session, principal, member_id)
+        require_writer(principal)
+        require_acting_for(principal, member.id)
+        if body.role is not Role.member:
+            require_coordinator(principal)
+        if member.left_on is not None:
+            raise Conflict("This member left the pole.")
+        issued = credentials.new_client(member, role=body.role, label=body.label)
+        uow.session.add(issued.client)
+        await uow.commit()
+        return ClientWithSecret(
+            **ClientOut.model_validate(issued.client).model_dump(), client_secret=issued.secret
+        )
+
+
+@router.get("/members/{member_id}/clients", tags=["credentials"], summary="A member's API clients")
+async def list_clients(
+    runtime: RuntimeDep, principal: CurrentPrincipal, member_id: uuid.UUID
+) -> list[ClientOut]:
+    async with runtime.session_factory() as session:
+        member = await member_of_pole(session, principal, member_id)
+        if principal.role is Role.member:
+            require_acting_for(principal, member.id)
+        clients = await session.scalars(
+            select(ApiClient)
+            .where(col(ApiClient.member_id) == member.id)
+            .order_by(col(ApiClient.created_at))
+        )
+        return [ClientOut.model_validate(c) for c in clients]
+
+
+@router.delete(
+    "/clients/{client_id}",
+    tags=["credentials"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke an API client: it gets no more tokens, and the catalog refuses its tokens now",
+)
+async def revoke_client(
+    runtime: RuntimeDep, principal: CurrentPrincipal, client_id: str, request: Request
+) -> Response:
+    async with runtime.uow() as uow:
+        client = (
+            await uow.session.scalars(
+                select(ApiClient)
+                .where(col(ApiClient.id) == client_id, col(ApiClient.pole_id) == principal.pole_id)
+                .with_for_update()
+            )
+        ).first()
+        if client is None:
+            raise NotFound("No such client in your pole.")
+        require_writer(principal)
+        require_acting_for(principal, client.member_id)
+        if client.revoked_at is None:
+            client.revoked_at = utcnow()
+        await uow.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

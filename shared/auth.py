@@ -1,0 +1,180 @@
+"""Who is calling: access tokens issued by the catalog, verified locally by every service.
+
+The catalog signs short-lived JWTs (ES256) for API clients (OAuth2 client credentials) and
+publishes its public keys at ``/.well-known/jwks.json``. Every service verifies a token
+with those keys, without calling the catalog on the request path: the catalog reads them
+from its own database, the other services fetch the JWKS once and again only when a token
+names a key they do not know (key rotation), at most every ``JWKS_REFRESH_SECONDS``.
+
+A token carries the pole, the member and the role; it is the only source of them. What a
+caller may do is decided from the :class:`Principal`, never from ids in the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.errors import Forbidden, Unauthorized
+from shared.logging import get_logger
+from shared.settings import KernelSettings
+
+log = get_logger(__name__)
+
+ALGORITHM = "ES256"
+JWKS_REFRESH_SECONDS = 30.0
+LEEWAY_SECONDS = 5
+
+
+class Role(StrEnum):
+    member = "member"
+    """Acts for its own organisation only."""
+    coordinator = "coordinator"
+    """The pole's animation cell: onboards members, may act on any member's behalf."""
+    auditor = "auditor"
+    """Reads everything of its pole, changes nothing."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    client_id: str
+    pole_id: uuid.UUID
+    member_id: uuid.UUID
+    role: Role
+
+    @property
+    def is_coordinator(self) -> bool:
+        return self.role is Role.coordinator
+
+    def may_act_for(self, member_id: uuid.UUID) -> bool:
+        """Whether this caller may change things on behalf of ``member_id`` (same pole)."""
+        return self.role is Role.coordinator or (
+            self.role is Role.member and self.member_id == member_id
+        )
+
+
+KeyLoader = Callable[[], Awaitable[dict[str, Any]]]
+"""Returns a JWKS document (``{"keys": [...]}``)."""
+
+
+class TokenVerifier:
+    """Checks signature, issuer, audience and expiry; turns claims into a Principal."""
+
+    def __init__(self, settings: KernelSettings, load_keys: KeyLoader) -> None:
+        self._settings = settings
+        self._load_keys = load_keys
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def _key(self, kid: str) -> jwt.PyJWK:
+        if kid not in self._keys:
+            async with self._lock:
+                stale = time.monotonic() - self._loaded_at > JWKS_REFRESH_SECONDS
+                if not self._keys or (kid not in self._keys and stale):
+                    document = await self._load_keys()
+                    self._keys = {
+                        key["kid"]: jwt.PyJWK(key, ALGORITHM) for key in document.get("keys", [])
+                    }
+                    self._loaded_at = time.monotonic()
+        if kid not in self._keys:
+            raise Unauthorized("The token is signed by an unknown key.")
+        return self._keys[kid]
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("The token is not a JWT.") from exc
+        if header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
+            raise Unauthorized("The token's algorithm or key id is not accepted.")
+        key = await self._key(header["kid"])
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=[ALGORITHM],
+                audience=self._settings.auth_audience,
+                issuer=self._settings.auth_issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+            return Principal(
+                client_id=str(claims["sub"]),
+                pole_id=uuid.UUID(claims["pole"]),
+                member_id=uuid.UUID(claims["member"]),
+                role=Role(claims["role"]),
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The token has expired.") from exc
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
+            raise Unauthorized("The token is not valid.") from exc
+
+
+def remote_jwks(settings: KernelSettings) -> KeyLoader:
+    """Load the catalog's public keys over HTTP (for the services other than the catalog)."""
+
+    async def load() -> dict[str, Any]:
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                response = await client.get(settings.auth_jwks_url)
+                response.raise_for_status()
+                document: dict[str, Any] = response.json()
+                return document
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("jwks_unavailable", url=settings.auth_jwks_url, error=repr(exc))
+            return {"keys": []}
+
+    return load
+
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from POST /oauth/token.")
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized(
+            "An access token is required (Authorization: Bearer …).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    verifier: TokenVerifier = request.app.state.runtime.verifier
+    try:
+        principal = await verifier.verify(credentials.credentials)
+    except Unauthorized as exc:
+        exc.headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        raise
+    await request.app.state.runtime.check_principal(principal)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+def require_writer(principal: Principal) -> None:
+    """Auditors read only."""
+    if principal.role is Role.auditor:
+        raise Forbidden("An auditor's client may only read.")
+
+
+def require_coordinator(principal: Principal) -> None:
+    if principal.role is not Role.coordinator:
+        raise Forbidden("Only the pole's coordinator may do this.")
+
+
+def require_acting_for(principal: Principal, member_id: uuid.UUID) -> None:
+    """The caller acts for ``member_id``: that member itself, or the coordinator."""
+    if not principal.may_act_for(member_id):
+        raise Forbidden("A member acts only for its own organisation.")
