@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from sqlmodel import col, select
 
 from catalog.credentials import hash_secret
 from catalog.members import RegisterMember, register_member
-from catalog.models import ApiClient, Member, Offer, Pole
+from catalog.models import ApiClient, Member, Offer, Pole, ValuationReference
 from catalog.offers import CreateOffer, Kind, move, new_offer
-from catalog.poles import RegisterPole, create_pole_with_coordinator
+from catalog.poles import (
+    RecordReference,
+    RegisterPole,
+    create_pole_with_coordinator,
+    record_reference,
+)
 from catalog.service import DEFINITION
 from ptce import demo_data
 from shared.auth import Role
@@ -45,6 +52,7 @@ async def load_demo(settings: ServiceSettings) -> None:
     runtime = ServiceRuntime(DEFINITION, settings)
     try:
         pole_id = await _pole(runtime)
+        await _references(runtime, pole_id)
         members = await _members(runtime, pole_id)
         created = await _offers(runtime, pole_id, members)
         print(
@@ -72,6 +80,34 @@ async def _pole(runtime: ServiceRuntime) -> uuid.UUID:
     )
     print(f"[ptce dev] demo pole created: {created.pole.name} ({created.pole.id})", flush=True)
     return created.pole.id
+
+
+DEMO_REFERENCES = [
+    RecordReference(
+        code="volunteer_hour",
+        label="Heure de bénévolat valorisée au SMIC horaire chargé",
+        amount=Decimal("17.50"),
+        unit="hour",
+        valid_from=date(2026, 1, 1),
+    )
+]
+
+
+async def _references(runtime: ServiceRuntime, pole_id: uuid.UUID) -> None:
+    async with runtime.session_factory() as session:
+        codes = set(
+            await session.scalars(
+                select(ValuationReference.code).where(col(ValuationReference.pole_id) == pole_id)
+            )
+        )
+    for reference in DEMO_REFERENCES:
+        if reference.code in codes:
+            continue
+        async with runtime.uow() as uow:
+            pole = await uow.session.get(Pole, pole_id)
+            assert pole is not None
+            await record_reference(uow, pole, reference)
+            await uow.commit()
 
 
 async def _members(runtime: ServiceRuntime, pole_id: uuid.UUID) -> dict[str, uuid.UUID]:

@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from ptce.testing.api import Caller, CatalogApi, get_token, member_body
 from shared.auth import ALGORITHM, Role, TokenVerifier
@@ -286,6 +287,19 @@ async def test_members_are_listed_page_by_page_in_a_stable_order(catalog: Catalo
     assert _problem(await coordinator.get("/members", params={"cursor": "%%%"}), 422)
 
 
+_reference_dates = iter(range(2030, 2200))
+
+
+def _reference() -> dict[str, str]:
+    return {
+        "code": "volunteer_hour",
+        "label": "Heure de bénévolat",
+        "amount": "17.50",
+        "unit": "hour",
+        "valid_from": f"{next(_reference_dates)}-01-01",
+    }
+
+
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -326,6 +340,19 @@ async def test_authorization_matrix(catalog: CatalogApi) -> None:
     matrix: list[tuple[str, str, Any, dict[str, int]]] = [
         # (method, url, body, expected status by caller)
         ("GET", "/pole", None, dict.fromkeys(who, 200)),
+        ("GET", "/pole/references", None, dict.fromkeys(who, 200)),
+        (
+            "PATCH",
+            "/pole",
+            {"territory": "Touraine"},
+            {**dict.fromkeys(who, 403), "coordinator": 200, "other_pole": 200},
+        ),
+        (
+            "POST",
+            "/pole/references",
+            "new-reference",
+            {**dict.fromkeys(who, 403), "coordinator": 201, "other_pole": 201},
+        ),
         ("GET", "/members", None, dict.fromkeys(who, 200)),
         ("GET", f"/members/{target}", None, {**dict.fromkeys(who, 200), "other_pole": 404}),
         (
@@ -405,7 +432,9 @@ async def test_authorization_matrix(catalog: CatalogApi) -> None:
         for name in sorted(expected, key=lambda n: n == "coordinator"):
             caller = who[name]
             concrete = url.replace("{fresh_client}", await client_of_target())
-            payload = member_body() if body == "new-member" else body
+            payload = {"new-member": member_body(), "new-reference": _reference()}.get(
+                str(body), body
+            )
             response = await caller.http.request(
                 method, concrete, json=payload, headers=caller.headers
             )
@@ -417,3 +446,95 @@ async def test_authorization_matrix(catalog: CatalogApi) -> None:
                 # Whatever another pole may read, nothing of pole A appears in it.
                 assert str(who["coordinator"].pole_id) not in response.text
     assert failures == []
+
+
+async def test_the_coordinator_changes_the_pole_settings(catalog: CatalogApi) -> None:
+    coordinator = await catalog.new_pole()
+    member = await catalog.new_member(coordinator)
+    assert _problem(await member.patch("/pole", json={"name": "Pris"}), 403)
+    assert "body.time_zone" in _invalid_fields(
+        _problem(await coordinator.patch("/pole", json={"time_zone": "Mars/Olympus"}), 422)
+    )
+    assert "body.currency" in _invalid_fields(
+        _problem(await coordinator.patch("/pole", json={"currency": "USD"}), 422)
+    )
+    changed = await coordinator.patch(
+        "/pole",
+        json={"territory": "Touraine", "time_zone": "Europe/Brussels"},
+        headers={"If-Match": '"1"'},
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["territory"], changed.json()["version"]) == ("Touraine", 2)
+    stale = await coordinator.patch("/pole", json={"name": "X"}, headers={"If-Match": '"1"'})
+    assert _problem(stale, 412)
+    events = await _outbox_types(catalog, str(coordinator.pole_id))
+    assert events == ["ptce.catalog.pole.registered.v1", "ptce.catalog.pole.updated.v1"]
+
+
+async def test_valuation_references_are_dated_and_never_rewritten(catalog: CatalogApi) -> None:
+    coordinator = await catalog.new_pole()
+    member = await catalog.new_member(coordinator)
+    volunteer_hour = {
+        "code": "volunteer_hour",
+        "label": "Heure de bénévolat (SMIC chargé)",
+        "amount": "17.50",
+        "unit": "hour",
+        "valid_from": "2026-01-01",
+    }
+    assert _problem(await member.post("/pole/references", json=volunteer_hour), 403)
+    first = await coordinator.post("/pole/references", json=volunteer_hour)
+    assert first.status_code == 201, first.text
+    later = {**volunteer_hour, "amount": "18.20", "valid_from": "2027-01-01"}
+    assert (await coordinator.post("/pole/references", json=later)).status_code == 201
+    back_dated = {**volunteer_hour, "amount": "99.00", "valid_from": "2026-06-01"}
+    assert _problem(await coordinator.post("/pole/references", json=back_dated), 409)
+    negative = {**volunteer_hour, "amount": "-1", "valid_from": "2028-01-01"}
+    assert "body.amount" in _invalid_fields(
+        _problem(await coordinator.post("/pole/references", json=negative), 422)
+    )
+
+    async def in_effect(on: str) -> list[str]:
+        response = await member.get("/pole/references", params={"on": on})
+        return [r["amount"] for r in response.json()]
+
+    assert await in_effect("2025-12-31") == []
+    assert await in_effect("2026-06-01") == ["17.50"]
+    assert await in_effect("2027-03-01") == ["18.20"]
+    history = (await member.get("/pole/references")).json()
+    assert [r["valid_from"] for r in history] == ["2026-01-01", "2027-01-01"]
+
+    # The database itself refuses to change a recorded value.
+    async with catalog.runtime.engine.connect() as conn:
+        with pytest.raises(DBAPIError, match="never changed"):
+            await conn.execute(text("UPDATE valuation_reference SET amount = 1"))
+    outsider = await catalog.new_pole()
+    assert (await outsider.get("/pole/references")).json() == []
+    events = await _outbox_types(catalog, str(coordinator.pole_id))
+    assert events.count("ptce.catalog.valuation_reference.recorded.v1") == 2
+
+
+async def _outbox_types(catalog: CatalogApi, key: str) -> list[str]:
+    async with catalog.runtime.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT event_type FROM outbox WHERE key = :key ORDER BY id"), {"key": key}
+        )
+        return [row.event_type for row in rows]
+
+
+PUBLIC = {"/oauth/token", "/.well-known/jwks.json", "/healthz", "/readyz"}
+
+
+async def test_every_endpoint_but_the_public_ones_wants_a_token(catalog: CatalogApi) -> None:
+    """Walks the OpenAPI document, so that a new endpoint cannot be left open by mistake."""
+    schema = (await catalog.http.get("/openapi.json")).json()
+    checked = 0
+    for path, operations in schema["paths"].items():
+        if path in PUBLIC:
+            continue
+        concrete = path.replace("{member_id}", str(uuid.uuid4()))
+        concrete = concrete.replace("{offer_id}", str(uuid.uuid4())).replace("{client_id}", "x")
+        for method in operations:
+            response = await catalog.http.request(method.upper(), concrete, json={})
+            assert response.status_code == 401, (method, path, response.status_code)
+            checked += 1
+    assert checked >= 15

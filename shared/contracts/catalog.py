@@ -25,6 +25,27 @@ class PoleRegistered(EventPayload):
     registered_at: datetime
 
 
+@event("ptce.catalog.pole.updated.v1", key="pole_id")
+class PoleUpdated(PoleRegistered):
+    """A pole's settings changed (name, territory, time zone); the full snapshot."""
+
+
+@event("ptce.catalog.valuation_reference.recorded.v1", key="pole_id")
+class ValuationReferenceRecorded(EventPayload):
+    """A pole recorded the value of a reference from a date on (for example the hourly value
+    of volunteer time). References are never changed: a new value is a new record."""
+
+    reference_id: uuid.UUID
+    pole_id: uuid.UUID
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{2,49}$")
+    label: str = Field(max_length=200)
+    amount: Decimal = Field(ge=0)
+    currency: str = Field(min_length=3, max_length=3)
+    unit: Literal["hour", "half_day", "day", "unit"]
+    valid_from: date
+    recorded_at: datetime
+
+
 class MemberSnapshot(EventPayload):
     """A member (an organisation of a pole) as it is after the change, with its version."""
 

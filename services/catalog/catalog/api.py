@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Header, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
@@ -22,7 +25,8 @@ from catalog.members import (
     register_member,
     update_member,
 )
-from catalog.models import ApiClient, Member, Pole
+from catalog.models import ApiClient, Member, Pole, ValuationReference
+from catalog.poles import RecordReference, UpdatePole, record_reference, update_pole
 from shared.auth import (
     CurrentPrincipal,
     Principal,
@@ -99,13 +103,109 @@ class PoleOut(BaseModel):
     version: int
 
 
-@router.get("/pole", tags=["poles"], summary="The caller's pole and its settings")
-async def get_pole(runtime: RuntimeDep, principal: CurrentPrincipal) -> PoleOut:
-    async with runtime.session_factory() as session:
-        pole = await session.get(Pole, principal.pole_id)
+async def _pole(session: Any, principal: Principal, *, lock: bool = False) -> Pole:
+    statement = select(Pole).where(col(Pole.id) == principal.pole_id)
+    if lock:
+        statement = statement.with_for_update()
+    pole: Pole | None = (await session.scalars(statement)).first()
     if pole is None:
         raise NotFound("No such pole.")
+    return pole
+
+
+@router.get("/pole", tags=["poles"], summary="The caller's pole and its settings")
+async def get_pole(runtime: RuntimeDep, principal: CurrentPrincipal, response: Response) -> PoleOut:
+    async with runtime.session_factory() as session:
+        pole = await _pole(session, principal)
+    response.headers["ETag"] = etag(pole.version)
     return PoleOut.model_validate(pole)
+
+
+@router.patch(
+    "/pole",
+    tags=["poles"],
+    summary="Change the pole's name, territory or time zone (coordinator)",
+    responses={412: {"description": "If-Match does not name the current version"}},
+)
+async def patch_pole(
+    *,
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    body: UpdatePole,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> PoleOut:
+    require_coordinator(principal)
+    async with runtime.uow() as uow:
+        pole = await _pole(uow.session, principal, lock=True)
+        expected = expected_version(if_match)
+        if expected is not None and expected != pole.version:
+            raise PreconditionFailed(
+                f"The pole changed (version {pole.version}).",
+                extra={"current_version": pole.version},
+            )
+        update_pole(uow, pole, body)
+        await uow.commit()
+    response.headers["ETag"] = etag(pole.version)
+    return PoleOut.model_validate(pole)
+
+
+class ReferenceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    code: str
+    label: str
+    amount: Decimal
+    unit: str
+    valid_from: date
+    recorded_at: datetime
+
+
+@router.get(
+    "/pole/references",
+    tags=["poles"],
+    summary="The pole's valuation references: their history, or those in effect on a date",
+)
+async def list_references(
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    on: Annotated[date | None, Query(description="Only the values in effect on this date.")] = None,
+) -> list[ReferenceOut]:
+    statement = select(ValuationReference).where(
+        col(ValuationReference.pole_id) == principal.pole_id
+    )
+    if on is not None:
+        statement = (
+            statement.where(col(ValuationReference.valid_from) <= on)
+            .ext(distinct_on(col(ValuationReference.code)))
+            .order_by(col(ValuationReference.code), col(ValuationReference.valid_from).desc())
+        )
+    else:
+        statement = statement.order_by(
+            col(ValuationReference.code), col(ValuationReference.valid_from)
+        )
+    async with runtime.session_factory() as session:
+        references = (await session.scalars(statement)).all()
+    return [ReferenceOut.model_validate(r) for r in references]
+
+
+@router.post(
+    "/pole/references",
+    tags=["poles"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Record a reference's value from a date on (coordinator); never changes the past",
+    responses={409: {"description": "A value of this reference already starts on or after it"}},
+)
+async def post_reference(
+    runtime: RuntimeDep, principal: CurrentPrincipal, body: RecordReference
+) -> ReferenceOut:
+    require_coordinator(principal)
+    async with runtime.uow() as uow:
+        pole = await _pole(uow.session, principal, lock=True)
+        reference = await record_reference(uow, pole, body)
+        await uow.commit()
+    return ReferenceOut.model_validate(reference)
 
 
 # --- members ---------------------------------------------------------------------------

@@ -158,3 +158,21 @@ class Offer(CatalogModel, table=True):
     published_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+
+
+class ValuationReference(CatalogModel, table=True):
+    """A dated value a pole values things with; rows are never changed, only added."""
+
+    __tablename__ = "valuation_reference"
+    __table_args__ = (UniqueConstraint("pole_id", "code", "valid_from"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    pole_id: uuid.UUID = Field(foreign_key="pole.id")
+    code: str = Field(max_length=50)
+    label: str = Field(max_length=200)
+    amount: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    unit: str = Field(max_length=20)
+    valid_from: date
+    recorded_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

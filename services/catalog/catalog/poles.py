@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlmodel import col
 
 from catalog.credentials import IssuedClient, new_client
 from catalog.members import RegisterMember, member_registered, new_member
-from catalog.models import Member, Pole
+from catalog.models import Member, Pole, ValuationReference
 from shared.auth import Role
-from shared.contracts.catalog import PoleRegistered
+from shared.contracts.catalog import PoleRegistered, PoleUpdated, ValuationReferenceRecorded
+from shared.errors import Conflict, UnprocessableEntity
 from shared.uow import UnitOfWork
+
+
+def check_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+TimeZone = Annotated[str, Field(max_length=64), AfterValidator(check_time_zone)]
 
 
 class RegisterPole(BaseModel):
@@ -20,17 +37,8 @@ class RegisterPole(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     territory: str = Field(default="", max_length=300)
-    time_zone: str = Field(default="Europe/Paris", max_length=64)
+    time_zone: TimeZone = "Europe/Paris"
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
-
-    @field_validator("time_zone")
-    @classmethod
-    def _known_time_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
 
 def pole_registered(pole: Pole) -> PoleRegistered:
@@ -81,3 +89,72 @@ async def create_pole_with_coordinator(
         uow.publish(member_registered(member))
         await uow.commit()
     return NewPole(pole=pole, coordinator=member, client=issued)
+
+
+class UpdatePole(BaseModel):
+    """Change a pole's settings; its currency never changes (past figures are in it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    territory: str | None = Field(default=None, max_length=300)
+    time_zone: TimeZone | None = None
+
+
+def update_pole(uow: UnitOfWork, pole: Pole, command: UpdatePole) -> None:
+    for name, value in command.model_dump(exclude_unset=True).items():
+        if value is None:
+            raise UnprocessableEntity(
+                f"{name} cannot be null.",
+                invalid_params=[{"name": f"body.{name}", "reason": "null"}],
+            )
+        setattr(pole, name, value)
+    pole.version += 1
+    uow.publish(PoleUpdated(**pole_registered(pole).model_dump()))
+
+
+class RecordReference(BaseModel):
+    """A valuation reference from a date on, e.g. ``volunteer_hour``: 17.50 per hour."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{2,49}$", examples=["volunteer_hour"])
+    label: str = Field(min_length=1, max_length=200)
+    amount: Decimal = Field(ge=0, le=Decimal("9999999.99"), decimal_places=2)
+    unit: Literal["hour", "half_day", "day", "unit"]
+    valid_from: date
+
+
+async def record_reference(
+    uow: UnitOfWork, pole: Pole, command: RecordReference
+) -> ValuationReference:
+    """Append a reference value. History is never rewritten: a new value starts after the
+    latest one of the same code, so what was in effect on any past date stays as it was."""
+    latest = await uow.session.scalar(
+        select(func.max(col(ValuationReference.valid_from))).where(
+            col(ValuationReference.pole_id) == pole.id,
+            col(ValuationReference.code) == command.code,
+        )
+    )
+    if latest is not None and command.valid_from <= latest:
+        raise Conflict(
+            f"{command.code} already has a value from {latest}; a new value must start later.",
+            extra={"latest_valid_from": latest.isoformat()},
+        )
+    reference = ValuationReference(pole_id=pole.id, **command.model_dump())
+    uow.session.add(reference)
+    await uow.session.flush()
+    uow.publish(
+        ValuationReferenceRecorded(
+            reference_id=reference.id,
+            pole_id=pole.id,
+            code=reference.code,
+            label=reference.label,
+            amount=reference.amount,
+            currency=pole.currency,
+            unit=command.unit,
+            valid_from=reference.valid_from,
+            recorded_at=reference.recorded_at,
+        )
+    )
+    return reference

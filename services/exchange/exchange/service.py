@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from exchange.models import ExchangeModel, outbox, pole, processed_event
 from shared.consumer import ConsumerSpec
-from shared.contracts.catalog import PoleRegistered
+from shared.contracts.catalog import PoleRegistered, PoleUpdated
 from shared.http import create_app
 from shared.readmodels import pole_copy_handler
 from shared.runtime import ServiceDefinition
@@ -12,7 +12,10 @@ from shared.settings import ExchangeSettings
 
 CATALOG_COPY = ConsumerSpec(
     name="catalog-copy",
-    handlers={PoleRegistered.event_spec.type: pole_copy_handler(pole)},
+    handlers={
+        PoleRegistered.event_spec.type: pole_copy_handler(pole),
+        PoleUpdated.event_spec.type: pole_copy_handler(pole),
+    },
 )
 
 DEFINITION = ServiceDefinition(
