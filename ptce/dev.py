@@ -79,6 +79,10 @@ class DevSystem:
             say(f"starting the Tansu broker on 127.0.0.1:{port} (in memory)")
             self.broker.start()
             os.environ["KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
+        # The other services fetch the token keys from the catalog wherever it listens.
+        os.environ.setdefault(
+            "AUTH_JWKS_URL", f"http://127.0.0.1:{self.port('catalog')}/.well-known/jwks.json"
+        )
 
     def settings(self, service: str) -> ServiceSettings:
         return SETTINGS_BY_SERVICE[service]()

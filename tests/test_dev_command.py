@@ -73,14 +73,54 @@ def test_ptce_dev_runs_the_whole_system_then_stops_cleanly(data_dir: Path) -> No
             assert docs.status_code == 200
             assert any(f"127.0.0.1:{port}" in line for line in lines), service
         assert any("demo pole created" in line for line in lines)
+        first_secret = _demo_secret(lines)
+        assert _demo_search(ports["catalog"], first_secret)
     finally:
         rest = _stop(process)
     assert "[ptce dev] stopped" in rest
 
-    # A second run finds the same data: the demo is not loaded twice.
+    # A second run finds the same data: the demo is not loaded twice; its secret is renewed.
     process, lines = _start(data_dir, env)
     try:
         assert any("demo pole present" in line for line in lines)
         assert not any("demo pole created" in line for line in lines)
+        assert any("0 offers added" in line for line in lines)
+        second_secret = _demo_secret(lines)
+        assert _demo_search(ports["catalog"], second_secret)
+        stale = httpx.post(
+            f"http://127.0.0.1:{ports['catalog']}/oauth/token",
+            data=_credentials(first_secret),
+            timeout=10,
+        )
+        assert stale.status_code == 401
     finally:
         _stop(process)
+
+
+def _demo_secret(lines: list[str]) -> str:
+    """The member client's secret, as `make run` prints it for people to try the API."""
+    printed = [line for line in lines if "client_id=cli_demo_member" in line]
+    assert printed, "\n".join(lines)
+    return printed[-1].split("client_secret=")[1].strip()
+
+
+def _credentials(secret: str) -> dict[str, str]:
+    return {
+        "grant_type": "client_credentials",
+        "client_id": "cli_demo_member",
+        "client_secret": secret,
+    }
+
+
+def _demo_search(port: int, secret: str) -> list[str]:
+    base = f"http://127.0.0.1:{port}"
+    token = httpx.post(f"{base}/oauth/token", data=_credentials(secret), timeout=10)
+    assert token.status_code == 200, token.text
+    found = httpx.get(
+        f"{base}/offers",
+        params={"q": "salle de réunion"},
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        timeout=10,
+    )
+    assert found.status_code == 200, found.text
+    return [offer["title"] for offer in found.json()["items"]]
