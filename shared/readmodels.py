@@ -12,8 +12,8 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Uuid
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.consumer import Handler
-from shared.contracts.catalog import PoleRegistered
+from shared.consumer import ConsumerSpec, Handler
+from shared.contracts.catalog import PoleRegistered, PoleUpdated
 from shared.events.envelope import ReceivedEvent
 
 
@@ -67,3 +67,15 @@ def pole_copy_handler(table: Table) -> Handler:
         )
 
     return on_pole_snapshot
+
+
+def catalog_copy(pole: Table) -> ConsumerSpec:
+    """The consumer that keeps a service's copies of the catalog's aggregates."""
+    on_pole = pole_copy_handler(pole)
+    return ConsumerSpec(
+        name="catalog-copy",
+        handlers={
+            PoleRegistered.event_spec.type: on_pole,
+            PoleUpdated.event_spec.type: on_pole,
+        },
+    )

@@ -17,10 +17,12 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog.poles import RegisterPole, register_pole
+from catalog.models import Pole
+from catalog.poles import RegisterPole, UpdatePole, register_pole, update_pole
 from catalog.service import DEFINITION as CATALOG
 from exchange.models import pole as exchange_pole
 from exchange.service import DEFINITION as EXCHANGE
+from ledger.models import pole as ledger_pole
 from ledger.service import DEFINITION as LEDGER
 from ptce.embedded import EmbeddedBroker, free_port
 from ptce.testing.helpers import caught_up, eventually, read_topic
@@ -133,6 +135,22 @@ async def test_state_change_and_its_event_reach_the_other_services(
     assert stored["requestid"] == "req-backbone-1"
     assert stored["type"] == "ptce.catalog.pole.registered.v1"
     assert stored["source"] == "/catalog"
+
+    # A later snapshot replaces the copy; its version says which is newer.
+    async with catalog.uow() as uow:
+        loaded = await uow.session.get(Pole, pole.id)
+        assert loaded is not None
+        update_pole(uow, loaded, UpdatePole(name="Pôle Sud Loire et Cher"))
+        await uow.commit()
+
+    async def renamed() -> bool:
+        async with ledger.session_factory() as session:
+            name = await session.scalar(
+                select(ledger_pole.c.name).where(ledger_pole.c.id == pole.id)
+            )
+        return name == "Pôle Sud Loire et Cher"
+
+    await eventually(renamed)
 
 
 async def test_a_failed_transaction_publishes_nothing(

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, tuple_
@@ -36,9 +36,10 @@ from shared.auth import (
     require_writer,
 )
 from shared.db import utcnow
-from shared.errors import Conflict, NotFound, PreconditionFailed, Unauthorized
+from shared.errors import Conflict, NotFound, Unauthorized
 from shared.http import RuntimeDep
 from shared.pagination import Page, PageRequest, encode_cursor, page_request
+from shared.versioning import IfMatch, check_if_match, set_etag
 
 router = APIRouter()
 _basic = HTTPBasic(auto_error=False)
@@ -117,7 +118,7 @@ async def _pole(session: Any, principal: Principal, *, lock: bool = False) -> Po
 async def get_pole(runtime: RuntimeDep, principal: CurrentPrincipal, response: Response) -> PoleOut:
     async with runtime.session_factory() as session:
         pole = await _pole(session, principal)
-    response.headers["ETag"] = etag(pole.version)
+    set_etag(response, pole.version)
     return PoleOut.model_validate(pole)
 
 
@@ -133,20 +134,15 @@ async def patch_pole(
     principal: CurrentPrincipal,
     body: UpdatePole,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> PoleOut:
     require_coordinator(principal)
     async with runtime.uow() as uow:
         pole = await _pole(uow.session, principal, lock=True)
-        expected = expected_version(if_match)
-        if expected is not None and expected != pole.version:
-            raise PreconditionFailed(
-                f"The pole changed (version {pole.version}).",
-                extra={"current_version": pole.version},
-            )
+        check_if_match(pole.version, if_match)
         update_pole(uow, pole, body)
         await uow.commit()
-    response.headers["ETag"] = etag(pole.version)
+    set_etag(response, pole.version)
     return PoleOut.model_validate(pole)
 
 
@@ -211,19 +207,6 @@ async def post_reference(
 # --- members ---------------------------------------------------------------------------
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def expected_version(if_match: str | None) -> int | None:
-    if if_match is None or if_match.strip() == "*":
-        return None
-    try:
-        return int(if_match.strip().removeprefix("W/").strip('"'))
-    except ValueError as exc:
-        raise PreconditionFailed("If-Match must be an ETag this API gave.") from exc
-
-
 async def member_of_pole(
     session: Any, principal: Principal, member_id: uuid.UUID, *, lock: bool = False
 ) -> Member:
@@ -254,7 +237,7 @@ async def create_member(
         member = await register_member(runtime.uow(), principal.pole_id, body)
     except IntegrityError as exc:
         raise Conflict("A member with this SIRET is already in the pole.") from exc
-    response.headers["ETag"] = etag(member.version)
+    set_etag(response, member.version)
     response.headers["Location"] = f"/members/{member.id}"
     return MemberOut.model_validate(member)
 
@@ -291,7 +274,7 @@ async def get_member(
 ) -> MemberOut:
     async with runtime.session_factory() as session:
         member = await member_of_pole(session, principal, member_id)
-    response.headers["ETag"] = etag(member.version)
+    set_etag(response, member.version)
     return MemberOut.model_validate(member)
 
 
@@ -308,21 +291,16 @@ async def patch_member(
     member_id: uuid.UUID,
     body: UpdateMember,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> MemberOut:
     async with runtime.uow() as uow:
         member = await member_of_pole(uow.session, principal, member_id, lock=True)
         require_writer(principal)
         require_acting_for(principal, member.id)
-        expected = expected_version(if_match)
-        if expected is not None and expected != member.version:
-            raise PreconditionFailed(
-                f"The member changed (version {member.version}); reload it and try again.",
-                extra={"current_version": member.version},
-            )
+        check_if_match(member.version, if_match)
         update_member(uow, member, body)
         await uow.commit()
-    response.headers["ETag"] = etag(member.version)
+    set_etag(response, member.version)
     return MemberOut.model_validate(member)
 
 

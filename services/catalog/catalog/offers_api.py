@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import (
     ColumnElement,
     Float,
@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import REGCONFIG, TSVECTOR
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from catalog.api import etag, expected_version, member_of_pole
+from catalog.api import member_of_pole
 from catalog.models import Offer
 from catalog.offers import (
     BookingMode,
@@ -39,9 +39,10 @@ from catalog.offers import (
     update_offer,
 )
 from shared.auth import CurrentPrincipal, Principal, Role, require_acting_for, require_writer
-from shared.errors import Forbidden, NotFound, PreconditionFailed, UnprocessableEntity
+from shared.errors import Forbidden, NotFound, UnprocessableEntity
 from shared.http import RuntimeDep
 from shared.pagination import Page, PageRequest, encode_cursor, page_request
+from shared.versioning import IfMatch, check_if_match, set_etag
 
 router = APIRouter(tags=["offers"])
 # The generated column (migration 0003) and the text search configuration it is built with.
@@ -72,7 +73,7 @@ async def _offer_of_pole(
 
 
 def _out(offer: Offer, response: Response) -> OfferOut:
-    response.headers["ETag"] = etag(offer.version)
+    set_etag(response, offer.version)
     return OfferOut.model_validate(offer)
 
 
@@ -140,34 +141,17 @@ async def patch_offer(
     offer_id: uuid.UUID,
     body: UpdateOffer,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> OfferOut:
     async with runtime.uow() as uow:
         offer = await _offer_of_pole(uow.session, principal, offer_id, lock=True)
         require_writer(principal)
         require_acting_for(principal, offer.owner_id)
-        _check_version(offer, if_match, required=True)
+        check_if_match(offer.version, if_match, required=True)
         update_offer(uow, offer, body)
         await _check_employer(uow.session, principal, offer)
         await uow.commit()
     return _out(offer, response)
-
-
-def _check_version(offer: Offer, if_match: str | None, *, required: bool) -> None:
-    if if_match is None and required:
-        raise PreconditionRequired(
-            "Send If-Match with the offer's ETag, so that no one's change is overwritten."
-        )
-    expected = expected_version(if_match)
-    if expected is not None and expected != offer.version:
-        raise PreconditionFailed(
-            f"The offer changed (version {offer.version}); reload it and try again.",
-            extra={"current_version": offer.version},
-        )
-
-
-class PreconditionRequired(PreconditionFailed):
-    status, slug, title = 428, "precondition-required", "Precondition required"
 
 
 def _mover(action: str) -> Any:
@@ -177,13 +161,13 @@ def _mover(action: str) -> Any:
         principal: CurrentPrincipal,
         offer_id: uuid.UUID,
         response: Response,
-        if_match: Annotated[str | None, Header()] = None,
+        if_match: IfMatch = None,
     ) -> OfferOut:
         async with runtime.uow() as uow:
             offer = await _offer_of_pole(uow.session, principal, offer_id, lock=True)
             require_writer(principal)
             require_acting_for(principal, offer.owner_id)
-            _check_version(offer, if_match, required=False)
+            check_if_match(offer.version, if_match)
             move(uow, offer, action)
             await uow.commit()
         return _out(offer, response)

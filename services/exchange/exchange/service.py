@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from exchange.models import ExchangeModel, outbox, pole, processed_event
-from shared.consumer import ConsumerSpec
-from shared.contracts.catalog import PoleRegistered, PoleUpdated
 from shared.http import create_app
-from shared.readmodels import pole_copy_handler
+from shared.readmodels import catalog_copy
 from shared.runtime import ServiceDefinition
 from shared.settings import ExchangeSettings
 
-CATALOG_COPY = ConsumerSpec(
-    name="catalog-copy",
-    handlers={
-        PoleRegistered.event_spec.type: pole_copy_handler(pole),
-        PoleUpdated.event_spec.type: pole_copy_handler(pole),
-    },
-)
+CATALOG_COPY = catalog_copy(pole)
 
 DEFINITION = ServiceDefinition(
     name="exchange",
