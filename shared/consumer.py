@@ -145,7 +145,10 @@ class IdempotentConsumer:
         processed_event: Table,
         settings: KernelSettings,
         after_apply: AfterApply | None = None,
+        group_suffix: str = "",
     ) -> None:
+        """``group_suffix`` names another consumer group on the same topics: a new group
+        starts from the earliest offset, which is how a copy is rebuilt from scratch."""
         self.service = service
         self.spec = spec
         self._session_factory = session_factory
@@ -153,7 +156,7 @@ class IdempotentConsumer:
         self.settings = settings
         self._after_apply = after_apply
         prefix = settings.kafka_topic_prefix
-        self.group_id = f"{prefix}{service}.{spec.name}"
+        self.group_id = f"{prefix}{service}.{spec.name}{group_suffix}"
         self.topics = sorted(topic_name(s, prefix) for s in spec.source_services())
         self.processing = asyncio.Lock()
         self.assigned = asyncio.Event()

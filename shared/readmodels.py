@@ -8,13 +8,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Uuid
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.consumer import ConsumerSpec, Handler
-from shared.contracts.catalog import PoleRegistered, PoleUpdated
+from shared.contracts.catalog import (
+    MemberLeft,
+    MemberRegistered,
+    MemberSnapshot,
+    MemberUpdated,
+    OfferArchived,
+    OfferPaused,
+    OfferPublished,
+    OfferSnapshot,
+    OfferUpdated,
+    PoleRegistered,
+    PoleUpdated,
+)
 from shared.events.envelope import ReceivedEvent
+from shared.events.registry import EventPayload
 
 
 async def upsert_snapshot(
@@ -69,13 +93,93 @@ def pole_copy_handler(table: Table) -> Handler:
     return on_pole_snapshot
 
 
-def catalog_copy(pole: Table) -> ConsumerSpec:
+def member_copy_table(metadata: MetaData) -> Table:
+    """A service's copy of the catalog's members: every field of their snapshot."""
+    return Table(
+        "member",
+        metadata,
+        Column("id", Uuid, primary_key=True),
+        Column("pole_id", Uuid, nullable=False, index=True),
+        Column("legal_name", String(300), nullable=False),
+        Column("siret", String(14), nullable=False),
+        Column("category", String(40), nullable=False),
+        Column("is_ess", Boolean, nullable=False),
+        Column("headcount", Integer),
+        Column("annual_turnover", Numeric(16, 2)),
+        Column("street", String(300), nullable=False),
+        Column("postal_code", String(5), nullable=False),
+        Column("commune", String(200), nullable=False),
+        Column("insee_code", String(5), nullable=False),
+        Column("joined_on", Date, nullable=False),
+        Column("left_on", Date),
+        Column("version", Integer, nullable=False),
+        Column("changed_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+def offer_copy_table(metadata: MetaData) -> Table:
+    """A service's copy of the catalog's offers (those ever published): their snapshot."""
+    return Table(
+        "offer",
+        metadata,
+        Column("id", Uuid, primary_key=True),
+        Column("pole_id", Uuid, nullable=False, index=True),
+        Column("owner_id", Uuid, nullable=False, index=True),
+        Column("kind", String(20), nullable=False),
+        Column("state", String(20), nullable=False),
+        Column("title", String(200), nullable=False),
+        Column("description", String(5000), nullable=False),
+        Column("street", String(300)),
+        Column("postal_code", String(5)),
+        Column("commune", String(200)),
+        Column("insee_code", String(5)),
+        Column("unit", String(20)),
+        Column("capacity", Integer, nullable=False),
+        Column("booking_mode", String(20), nullable=False),
+        Column("internal_price", Numeric(12, 2)),
+        Column("reference_value", Numeric(12, 2)),
+        Column("valuation_basis", String(20)),
+        Column("attributes", JSONB, nullable=False),
+        Column("availability", JSONB, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("changed_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+def snapshot_copy_handler(table: Table, snapshot: type[EventPayload], id_field: str) -> Handler:
+    """Keep ``table`` equal to the latest snapshot of each aggregate (by version).
+
+    The snapshot's fields map to the table's columns of the same name; ``id_field`` is the
+    table's ``id``. Older or repeated snapshots change nothing.
+    """
+    columns = set(table.c.keys())
+
+    async def on_snapshot(session: AsyncSession, event: ReceivedEvent) -> None:
+        assert isinstance(event.payload, snapshot)
+        values = event.payload.model_dump()
+        values["id"] = values.pop(id_field)
+        await upsert_snapshot(
+            session, table, {name: value for name, value in values.items() if name in columns}
+        )
+
+    return on_snapshot
+
+
+def catalog_copy(
+    pole: Table, *, member: Table | None = None, offer: Table | None = None
+) -> ConsumerSpec:
     """The consumer that keeps a service's copies of the catalog's aggregates."""
     on_pole = pole_copy_handler(pole)
-    return ConsumerSpec(
-        name="catalog-copy",
-        handlers={
-            PoleRegistered.event_spec.type: on_pole,
-            PoleUpdated.event_spec.type: on_pole,
-        },
-    )
+    handlers: dict[str, Handler] = {
+        PoleRegistered.event_spec.type: on_pole,
+        PoleUpdated.event_spec.type: on_pole,
+    }
+    if member is not None:
+        on_member = snapshot_copy_handler(member, MemberSnapshot, "member_id")
+        for member_event in (MemberRegistered, MemberUpdated, MemberLeft):
+            handlers[member_event.event_spec.type] = on_member
+    if offer is not None:
+        on_offer = snapshot_copy_handler(offer, OfferSnapshot, "offer_id")
+        for offer_event in (OfferPublished, OfferUpdated, OfferPaused, OfferArchived):
+            handlers[offer_event.event_spec.type] = on_offer
+    return ConsumerSpec(name="catalog-copy", handlers=handlers)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -26,7 +26,7 @@ from ledger.models import pole as ledger_pole
 from ledger.service import DEFINITION as LEDGER
 from ptce.embedded import EmbeddedBroker, free_port
 from ptce.testing.helpers import caught_up, eventually, read_topic
-from ptce.testing.plugin import SettingsFactory
+from ptce.testing.plugin import Runtimes, SettingsFactory
 from shared.consumer import ConsumerSpec, IdempotentConsumer
 from shared.contracts.catalog import PoleRegistered
 from shared.events.envelope import ReceivedEvent
@@ -35,28 +35,8 @@ from shared.kafka import create_topics
 from shared.logging import request_id_var
 from shared.outbox import republish_since
 from shared.readmodels import pole_copy_handler
-from shared.runtime import ServiceDefinition, ServiceRuntime
+from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
-
-Runtimes = Callable[..., Awaitable[ServiceRuntime]]
-
-
-@pytest.fixture
-async def runtimes() -> AsyncIterator[Runtimes]:
-    """Start service runtimes (relay and consumers running) and stop them after the test."""
-    started: list[ServiceRuntime] = []
-
-    async def start(
-        definition: ServiceDefinition, settings: ServiceSettings, **kwargs: object
-    ) -> ServiceRuntime:
-        runtime = ServiceRuntime(definition, settings, **kwargs)  # type: ignore[arg-type]
-        runtime.start_workers()
-        started.append(runtime)
-        return runtime
-
-    yield start
-    for runtime in started:
-        await runtime.stop()
 
 
 @dataclass

@@ -14,47 +14,9 @@ from sqlmodel import col
 from catalog.models import Member, Pole
 from ptce import demo_data
 from ptce.demo import DEMO_POLE_NAME, load_demo
-from ptce.testing.api import Caller, CatalogApi
+from ptce.testing.api import Caller, CatalogApi, room
 from shared.auth import Role
 from shared.errors import PROBLEM_JSON
-
-AVAILABILITY = {
-    "weekly_hours": [
-        {"weekday": 0, "opens": "09:00", "closes": "18:00"},
-        {"weekday": 2, "opens": "09:00", "closes": "12:30"},
-    ],
-    "closures": [{"start_date": "2026-12-24", "end_date": "2027-01-01", "reason": "Fêtes"}],
-    "min_booking_minutes": 60,
-    "max_booking_minutes": 600,
-    "min_notice_hours": 24,
-}
-
-
-def room(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "kind": "premises",
-        "title": "Salle de réunion du rez-de-chaussée",
-        "description": "Une salle lumineuse pour douze personnes, avec vidéoprojecteur.",
-        "street": "3 rue des Halles",
-        "postal_code": "37000",
-        "commune": "Tours",
-        "insee_code": "37261",
-        "unit": "day",
-        "capacity": 1,
-        "booking_mode": "approval",
-        "internal_price": "80.00",
-        "reference_value": "200.00",
-        "valuation_basis": "market_price",
-        "attributes": {
-            "surface_m2": 35,
-            "seats": 12,
-            "accessible": True,
-            "amenities": ["vidéoprojecteur", "paperboard"],
-        },
-        "availability": AVAILABILITY,
-    }
-    body.update(overrides)
-    return body
 
 
 def staff(employer: uuid.UUID, **attributes: Any) -> dict[str, Any]:

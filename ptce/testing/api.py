@@ -52,6 +52,46 @@ def member_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+AVAILABILITY = {
+    "weekly_hours": [
+        {"weekday": 0, "opens": "09:00", "closes": "18:00"},
+        {"weekday": 2, "opens": "09:00", "closes": "12:30"},
+    ],
+    "closures": [{"start_date": "2026-12-24", "end_date": "2027-01-01", "reason": "Fêtes"}],
+    "min_booking_minutes": 60,
+    "max_booking_minutes": 600,
+    "min_notice_hours": 24,
+}
+
+
+def room(**overrides: Any) -> dict[str, Any]:
+    """A complete premises offer, ready to publish."""
+    body: dict[str, Any] = {
+        "kind": "premises",
+        "title": "Salle de réunion du rez-de-chaussée",
+        "description": "Une salle lumineuse pour douze personnes, avec vidéoprojecteur.",
+        "street": "3 rue des Halles",
+        "postal_code": "37000",
+        "commune": "Tours",
+        "insee_code": "37261",
+        "unit": "day",
+        "capacity": 1,
+        "booking_mode": "approval",
+        "internal_price": "80.00",
+        "reference_value": "200.00",
+        "valuation_basis": "market_price",
+        "attributes": {
+            "surface_m2": 35,
+            "seats": 12,
+            "accessible": True,
+            "amenities": ["vidéoprojecteur", "paperboard"],
+        },
+        "availability": AVAILABILITY,
+    }
+    body.update(overrides)
+    return body
+
+
 @dataclass
 class Caller:
     """An API client of one member, with a valid access token."""
@@ -159,9 +199,12 @@ class CatalogApi:
 
 
 @asynccontextmanager
-async def catalog_api(settings: ServiceSettings) -> AsyncIterator[CatalogApi]:
-    """The catalog's app in process (no workers), with an HTTP client on it."""
-    app = create_app(CATALOG, lambda: settings.model_copy(update={"run_workers": False}))
+async def catalog_api(
+    settings: ServiceSettings, *, workers: bool = False
+) -> AsyncIterator[CatalogApi]:
+    """The catalog's app in process, with an HTTP client on it; with ``workers``, its outbox
+    relay runs too and its events reach the broker."""
+    app = create_app(CATALOG, lambda: settings.model_copy(update={"run_workers": workers}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as http:

@@ -29,6 +29,7 @@ from ptce.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from shared.events.registry import SERVICES, all_topics
 from shared.kafka import create_topics
 from shared.migrations import upgrade
+from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import SETTINGS_BY_SERVICE, KernelSettings, ServiceSettings
 
 
@@ -168,3 +169,24 @@ def kernel_settings(infra: Infra, topic_prefix: str) -> KernelSettings:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
+
+
+Runtimes = Callable[..., Awaitable[ServiceRuntime]]
+
+
+@pytest.fixture
+async def runtimes() -> AsyncIterator[Runtimes]:
+    """Start service runtimes (relay and consumers running) and stop them after the test."""
+    started: list[ServiceRuntime] = []
+
+    async def start(
+        definition: ServiceDefinition, settings: ServiceSettings, **kwargs: object
+    ) -> ServiceRuntime:
+        runtime = ServiceRuntime(definition, settings, **kwargs)  # type: ignore[arg-type]
+        runtime.start_workers()
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in started:
+        await runtime.stop()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from exchange.models import ExchangeModel, outbox, pole, processed_event
+from exchange.models import ExchangeModel, member, offer, outbox, pole, processed_event
 from shared.http import create_app
 from shared.readmodels import catalog_copy
 from shared.runtime import ServiceDefinition
 from shared.settings import ExchangeSettings
 
-CATALOG_COPY = catalog_copy(pole)
+CATALOG_COPY = catalog_copy(pole, member=member, offer=offer)
 
 DEFINITION = ServiceDefinition(
     name="exchange",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from shared.db import kernel_tables, new_registry
-from shared.readmodels import pole_copy_table
+from shared.readmodels import member_copy_table, pole_copy_table
 
 
 class LedgerModel(SQLModel, registry=new_registry()):
@@ -14,3 +14,4 @@ class LedgerModel(SQLModel, registry=new_registry()):
 
 outbox, processed_event = kernel_tables(LedgerModel.metadata)
 pole = pole_copy_table(LedgerModel.metadata)
+member = member_copy_table(LedgerModel.metadata)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ledger.models import LedgerModel, outbox, pole, processed_event
+from ledger.models import LedgerModel, member, outbox, pole, processed_event
 from shared.http import create_app
 from shared.readmodels import catalog_copy
 from shared.runtime import ServiceDefinition
 from shared.settings import LedgerSettings
 
-CATALOG_COPY = catalog_copy(pole)
+CATALOG_COPY = catalog_copy(pole, member=member)
 
 DEFINITION = ServiceDefinition(
     name="ledger",

@@ -1,0 +1,73 @@
+"""Local copies of the catalog's members and offers (from its events).
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-23
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "member",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("pole_id", sa.Uuid(), nullable=False),
+        sa.Column("legal_name", sa.String(300), nullable=False),
+        sa.Column("siret", sa.String(14), nullable=False),
+        sa.Column("category", sa.String(40), nullable=False),
+        sa.Column("is_ess", sa.Boolean(), nullable=False),
+        sa.Column("headcount", sa.Integer(), nullable=True),
+        sa.Column("annual_turnover", sa.Numeric(16, 2), nullable=True),
+        sa.Column("street", sa.String(300), nullable=False),
+        sa.Column("postal_code", sa.String(5), nullable=False),
+        sa.Column("commune", sa.String(200), nullable=False),
+        sa.Column("insee_code", sa.String(5), nullable=False),
+        sa.Column("joined_on", sa.Date(), nullable=False),
+        sa.Column("left_on", sa.Date(), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_member"),
+    )
+    op.create_index("ix_member_pole_id", "member", ["pole_id"])
+    op.create_table(
+        "offer",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("pole_id", sa.Uuid(), nullable=False),
+        sa.Column("owner_id", sa.Uuid(), nullable=False),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("state", sa.String(20), nullable=False),
+        sa.Column("title", sa.String(200), nullable=False),
+        sa.Column("description", sa.String(5000), nullable=False),
+        sa.Column("street", sa.String(300), nullable=True),
+        sa.Column("postal_code", sa.String(5), nullable=True),
+        sa.Column("commune", sa.String(200), nullable=True),
+        sa.Column("insee_code", sa.String(5), nullable=True),
+        sa.Column("unit", sa.String(20), nullable=True),
+        sa.Column("capacity", sa.Integer(), nullable=False),
+        sa.Column("booking_mode", sa.String(20), nullable=False),
+        sa.Column("internal_price", sa.Numeric(12, 2), nullable=True),
+        sa.Column("reference_value", sa.Numeric(12, 2), nullable=True),
+        sa.Column("valuation_basis", sa.String(20), nullable=True),
+        sa.Column("attributes", postgresql.JSONB(), nullable=False),
+        sa.Column("availability", postgresql.JSONB(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_offer"),
+    )
+    op.create_index("ix_offer_pole_id", "offer", ["pole_id"])
+    op.create_index("ix_offer_owner_id", "offer", ["owner_id"])
+
+
+def downgrade() -> None:
+    op.drop_table("offer")
+    op.drop_table("member")
