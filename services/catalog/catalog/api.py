@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Query, Response, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, tuple_
@@ -337,8 +337,8 @@ class ClientOut(BaseModel):
     member_id: uuid.UUID
     role: Role
     label: str
-    created_at: Any
-    revoked_at: Any | None
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 class ClientWithSecret(ClientOut):
@@ -393,7 +393,7 @@ async def list_clients(
     summary="Revoke an API client: it gets no more tokens, and the catalog refuses its tokens now",
 )
 async def revoke_client(
-    runtime: RuntimeDep, principal: CurrentPrincipal, client_id: str, request: Request
+    runtime: RuntimeDep, principal: CurrentPrincipal, client_id: str
 ) -> Response:
     async with runtime.uow() as uow:
         client = (

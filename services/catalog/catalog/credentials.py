@@ -75,12 +75,12 @@ async def current_signing_key(session: AsyncSession) -> SigningKey:
     key = await _newest_active_key(session)
     if key is not None:
         return key
-    fresh = _new_signing_key()
     # Two replicas starting together: an advisory lock makes them create a single key.
     await session.execute(select(func.pg_advisory_xact_lock(_KEY_CREATION_LOCK)))
     key = await _newest_active_key(session)
     if key is not None:
         return key
+    fresh = _new_signing_key()
     await session.execute(insert(SigningKey).values(**fresh.model_dump()))
     await session.commit()
     return fresh
@@ -97,7 +97,7 @@ async def _newest_active_key(session: AsyncSession) -> SigningKey | None:
 
 
 async def public_keys(session: AsyncSession) -> dict[str, Any]:
-    """The JWKS: every key not retired more than a token lifetime ago."""
+    """The JWKS: the keys not retired (there is one until a rotation command exists)."""
     await current_signing_key(session)
     keys = (await session.scalars(select(SigningKey).order_by(col(SigningKey.created_at)))).all()
     return {"keys": [key.public_jwk for key in keys if key.retired_at is None]}
