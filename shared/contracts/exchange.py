@@ -1,1 +1,77 @@
-"""Events the exchange publishes on ``exchange.events``."""
+"""Events the exchange publishes on ``exchange.events``.
+
+Every move of a request is an event carrying the request's full snapshot and, once accepted,
+its frozen terms: the ledger values exchanges from these events alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from shared.events.registry import EventPayload, event
+
+
+class FrozenTerms(BaseModel):
+    """What was agreed when the request was accepted; later offer changes never touch it."""
+
+    unit: Literal["hour", "half_day", "day", "unit"]
+    quantity: Decimal = Field(ge=0, description="Booked quantity, in ``unit``.")
+    internal_price: Decimal = Field(ge=0, description="Per unit.")
+    reference_value: Decimal = Field(ge=0, description="Market value per unit.")
+    valuation_basis: Literal["market_price", "cost_price", "volunteer_time"]
+    currency: str = Field(min_length=3, max_length=3)
+    management_fee_percent: Decimal | None = Field(default=None, ge=0)
+    employer_member_id: uuid.UUID | None = None
+    staff_regime: Literal["direct_loan", "employers_group"] | None = None
+    offer_version: int = Field(ge=1)
+
+
+class RequestSnapshot(EventPayload):
+    request_id: uuid.UUID
+    pole_id: uuid.UUID
+    offer_id: uuid.UUID
+    offer_kind: Literal["premises", "equipment", "staff_time", "service"]
+    provider_id: uuid.UUID
+    requester_id: uuid.UUID
+    state: Literal[
+        "requested",
+        "accepted",
+        "declined",
+        "withdrawn",
+        "expired",
+        "cancelled",
+        "completed",
+        "no_show",
+    ]
+    start: datetime | None = None
+    end: datetime | None = None
+    quantity: Decimal | None = Field(default=None, ge=0)
+    reason: str | None = None
+    terms: FrozenTerms | None = None
+    version: int = Field(ge=1)
+    changed_at: datetime
+
+
+@event("ptce.exchange.request.requested.v1", key="request_id")
+class RequestRequested(RequestSnapshot):
+    """A member asked another member of its pole for one of its offers."""
+
+
+@event("ptce.exchange.request.accepted.v1", key="request_id")
+class RequestAccepted(RequestSnapshot):
+    """The provider accepted (or the offer books instantly); the terms are frozen."""
+
+
+@event("ptce.exchange.request.declined.v1", key="request_id")
+class RequestDeclined(RequestSnapshot):
+    """The provider declined, with a reason."""
+
+
+@event("ptce.exchange.request.withdrawn.v1", key="request_id")
+class RequestWithdrawn(RequestSnapshot):
+    """The requester withdrew its request before an answer."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Boolean, Column, DateTime, Integer, Numeric, String, Table, Uuid
+from sqlalchemy.dialects.postgresql import JSONB, TSTZRANGE
 from sqlmodel import SQLModel
 
 from shared.db import kernel_tables, new_registry
@@ -16,3 +18,27 @@ outbox, processed_event = kernel_tables(ExchangeModel.metadata)
 pole = pole_copy_table(ExchangeModel.metadata)
 member = member_copy_table(ExchangeModel.metadata)
 offer = offer_copy_table(ExchangeModel.metadata)
+
+# States whose period is committed: it counts against the offer's capacity.
+HOLDING_STATES = ("requested", "accepted", "completed", "no_show")
+
+booking_request = Table(
+    "booking_request",
+    ExchangeModel.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("pole_id", Uuid, nullable=False, index=True),
+    Column("offer_id", Uuid, nullable=False, index=True),
+    Column("offer_kind", String(20), nullable=False),
+    Column("provider_id", Uuid, nullable=False, index=True),
+    Column("requester_id", Uuid, nullable=False, index=True),
+    Column("period", TSTZRANGE),
+    Column("quantity", Numeric(12, 2)),
+    Column("message", String(2000), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("reason", String(1000)),
+    Column("exclusive", Boolean, nullable=False),
+    Column("terms", JSONB),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from exchange.api import router
 from exchange.models import ExchangeModel, member, offer, outbox, pole, processed_event
+from shared.auth import Principal
+from shared.errors import Unauthorized
 from shared.http import create_app
 from shared.readmodels import catalog_copy
-from shared.runtime import ServiceDefinition
+from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import ExchangeSettings
 
 CATALOG_COPY = catalog_copy(pole, member=member, offer=offer)
+
+
+async def _still_member(runtime: ServiceRuntime, principal: Principal) -> None:
+    """A member that left is refused as soon as its departure reached the local copy."""
+    async with runtime.session_factory() as session:
+        left_on = await session.scalar(
+            select(member.c.left_on).where(member.c.id == principal.member_id)
+        )
+    if left_on is not None:
+        raise Unauthorized("This member left the pole.", headers={"WWW-Authenticate": "Bearer"})
+
 
 DEFINITION = ServiceDefinition(
     name="exchange",
@@ -17,6 +33,8 @@ DEFINITION = ServiceDefinition(
     outbox=outbox,
     processed_event=processed_event,
     consumers=[CATALOG_COPY],
+    routers=(router,),
+    principal_check=_still_member,
 )
 
 app = create_app(DEFINITION, ExchangeSettings)

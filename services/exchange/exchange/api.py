@@ -1,0 +1,163 @@
+"""The exchange's HTTP API: requests between members and their life cycle."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response, status
+from pydantic import BaseModel
+from sqlalchemy import or_, select, tuple_
+
+from exchange.models import booking_request
+from exchange.requests import NewRequest, Reason, create_request, move, request_of_pole
+from shared.auth import CurrentPrincipal, Role
+from shared.contracts.exchange import FrozenTerms
+from shared.http import RuntimeDep
+from shared.pagination import Page, PageRequest, encode_cursor, page_request
+from shared.versioning import set_etag
+
+router = APIRouter(tags=["requests"])
+
+
+class RequestOut(BaseModel):
+    id: uuid.UUID
+    offer_id: uuid.UUID
+    offer_kind: str
+    provider_id: uuid.UUID
+    requester_id: uuid.UUID
+    state: str
+    start: datetime | None
+    end: datetime | None
+    quantity: Decimal | None
+    message: str
+    reason: str | None
+    terms: FrozenTerms | None
+    version: int
+    created_at: datetime
+
+
+def _out(row: Any, response: Response | None = None) -> RequestOut:
+    if response is not None:
+        set_etag(response, row.version)
+    return RequestOut(
+        id=row.id,
+        offer_id=row.offer_id,
+        offer_kind=row.offer_kind,
+        provider_id=row.provider_id,
+        requester_id=row.requester_id,
+        state=row.state,
+        start=row.period.lower if row.period is not None else None,
+        end=row.period.upper if row.period is not None else None,
+        quantity=row.quantity,
+        message=row.message,
+        reason=row.reason,
+        terms=FrozenTerms.model_validate(row.terms) if row.terms else None,
+        version=row.version,
+        created_at=row.created_at,
+    )
+
+
+@router.post(
+    "/requests",
+    status_code=status.HTTP_201_CREATED,
+    summary="Request another member's offer (accepted at once if it books instantly)",
+    responses={409: {"description": "Not available: the conflicting period is named"}},
+)
+async def post_request(
+    runtime: RuntimeDep, principal: CurrentPrincipal, body: NewRequest, response: Response
+) -> RequestOut:
+    async with runtime.uow() as uow:
+        row = await create_request(uow, principal, body)
+        await uow.commit()
+    response.headers["Location"] = f"/requests/{row.id}"
+    return _out(row, response)
+
+
+@router.get("/requests/{request_id}", summary="A request the caller is a party to")
+async def get_request(
+    runtime: RuntimeDep, principal: CurrentPrincipal, request_id: uuid.UUID, response: Response
+) -> RequestOut:
+    async with runtime.session_factory() as session:
+        row = await request_of_pole(session, principal, request_id)
+    return _out(row, response)
+
+
+@router.get(
+    "/requests",
+    summary="The caller's requests, made or received (all of the pole's: coordinator, auditor)",
+)
+async def list_requests(
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    page: Annotated[PageRequest, Depends(page_request)],
+) -> Page[RequestOut]:
+    statement = select(booking_request).where(booking_request.c.pole_id == principal.pole_id)
+    if principal.role is Role.member:
+        statement = statement.where(
+            or_(
+                booking_request.c.requester_id == principal.member_id,
+                booking_request.c.provider_id == principal.member_id,
+            )
+        )
+    if page.after is not None:
+        created, last_id = page.after
+        statement = statement.where(
+            tuple_(booking_request.c.created_at, booking_request.c.id)
+            > tuple_(datetime.fromisoformat(str(created)), last_id)
+        )
+    statement = statement.order_by(booking_request.c.created_at, booking_request.c.id)
+    async with runtime.session_factory() as session:
+        rows = list((await session.execute(statement.limit(page.limit + 1))).all())
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return Page(
+        items=[_out(row) for row in rows],
+        next_cursor=encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more else None,
+    )
+
+
+def _mover(action: str, *, with_reason: bool) -> Any:
+    if with_reason:
+
+        async def with_a_reason(
+            runtime: RuntimeDep,
+            principal: CurrentPrincipal,
+            request_id: uuid.UUID,
+            body: Reason,
+            response: Response,
+        ) -> RequestOut:
+            async with runtime.uow() as uow:
+                row = await move(uow, principal, request_id, action, body.reason)
+                await uow.commit()
+            return _out(row, response)
+
+        return with_a_reason
+
+    async def without_reason(
+        runtime: RuntimeDep, principal: CurrentPrincipal, request_id: uuid.UUID, response: Response
+    ) -> RequestOut:
+        async with runtime.uow() as uow:
+            row = await move(uow, principal, request_id, action, None)
+            await uow.commit()
+        return _out(row, response)
+
+    return without_reason
+
+
+for _action, _with_reason, _summary in [
+    ("accept", False, "Accept a request (its provider); the terms are frozen"),
+    ("decline", True, "Decline a request, with a reason (its provider)"),
+    ("withdraw", False, "Withdraw one's own request before it is answered"),
+]:
+    router.add_api_route(
+        f"/requests/{{request_id}}/{_action}",
+        _mover(_action, with_reason=_with_reason),
+        methods=["POST"],
+        summary=_summary,
+        responses={
+            409: {"description": "Not allowed from the current state (allowed moves given)"}
+        },
+    )

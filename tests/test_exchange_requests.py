@@ -1,0 +1,351 @@
+"""Requests between members over the exchange's API, on copies fed by the catalog's events."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from sqlalchemy import func, select, text
+
+from exchange.models import booking_request
+from exchange.models import offer as offer_copy
+from exchange.service import DEFINITION as EXCHANGE
+from ptce.testing.api import Caller, CatalogApi, catalog_api, room
+from ptce.testing.helpers import eventually
+from ptce.testing.plugin import SettingsFactory
+from shared.errors import PROBLEM_JSON
+from shared.http import create_app
+from shared.runtime import ServiceRuntime
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def next_monday(weeks: int = 0) -> date:
+    """A Monday at least two days ahead, outside the test offers' year-end closure."""
+    day = datetime.now(PARIS).date() + timedelta(days=2)
+    day += timedelta(days=(7 - day.weekday()) % 7)
+    day += timedelta(weeks=weeks)
+    while date(day.year, 12, 24) <= day or day <= date(day.year, 1, 1):
+        day += timedelta(weeks=1)
+    return day
+
+
+def at(day: date, hour: int, minute: int = 0) -> str:
+    return datetime.combine(day, time(hour, minute), PARIS).isoformat()
+
+
+@dataclass
+class Market:
+    catalog: CatalogApi
+    exchange: httpx.AsyncClient
+    runtime: ServiceRuntime
+
+    def on_exchange(self, caller: Caller) -> Caller:
+        return dataclasses.replace(caller, http=self.exchange)
+
+    async def published(self, owner: Caller, **overrides: Any) -> dict[str, Any]:
+        created = await owner.post("/offers", json=room(**overrides))
+        assert created.status_code == 201, created.text
+        published = await owner.post(f"/offers/{created.json()['id']}/publish")
+        assert published.status_code == 200, published.text
+        offer: dict[str, Any] = published.json()
+        await self.copied(offer["id"], offer["version"])
+        return offer
+
+    async def copied(self, offer_id: str, version: int) -> None:
+        async def arrived() -> bool:
+            async with self.runtime.session_factory() as session:
+                found = await session.scalar(
+                    select(offer_copy.c.version).where(offer_copy.c.id == uuid.UUID(offer_id))
+                )
+            return found == version
+
+        await eventually(arrived)
+
+
+@pytest.fixture
+async def market(service_settings: SettingsFactory) -> AsyncIterator[Market]:
+    catalog_settings = await service_settings("catalog")
+    exchange_settings = await service_settings("exchange")
+    async with catalog_api(catalog_settings, workers=True) as catalog:
+
+        def catalog_keys(_runtime: ServiceRuntime) -> Any:
+            async def load() -> dict[str, Any]:
+                document: dict[str, Any] = (await catalog.http.get("/.well-known/jwks.json")).json()
+                return document
+
+            return load
+
+        # The exchange fetches the catalog's keys over HTTP (here, the in-process app).
+        definition = dataclasses.replace(EXCHANGE, key_loader=catalog_keys)
+        app = create_app(definition, lambda: exchange_settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://exchange") as http:
+                yield Market(catalog, http, app.state.runtime)
+
+
+def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _parties(market: Market) -> tuple[Caller, Caller, Caller]:
+    coordinator = await market.catalog.new_pole()
+    provider = await market.catalog.new_member(coordinator)
+    requester = await market.catalog.new_member(coordinator)
+    return coordinator, provider, requester
+
+
+async def test_an_instant_offer_is_accepted_at_once_with_frozen_terms(market: Market) -> None:
+    _, provider, requester = await _parties(market)
+    offer = await market.published(provider, booking_mode="instant")
+    day = next_monday()
+    booked = await market.on_exchange(requester).post(
+        "/requests", json={"offer_id": offer["id"], "start": at(day, 9), "end": at(day, 18)}
+    )
+    assert booked.status_code == 201, booked.text
+    body = booked.json()
+    assert body["state"] == "accepted"
+    assert body["terms"]["unit"] == "day"
+    assert body["terms"]["quantity"] == "1"
+    assert body["terms"]["internal_price"] == "80.00"
+    assert body["terms"]["reference_value"] == "200.00"
+    assert body["terms"]["currency"] == "EUR"
+
+    # A later change of the offer never changes what was agreed.
+    url = f"/offers/{offer['id']}"
+    etag = (await provider.get(url)).headers["etag"]
+    repriced = await provider.patch(
+        url, json={"internal_price": "120.00"}, headers={"If-Match": etag}
+    )
+    assert repriced.status_code == 200
+    again = await market.on_exchange(requester).get(f"/requests/{body['id']}")
+    assert again.json()["terms"]["internal_price"] == "80.00"
+
+    async with market.runtime.engine.connect() as conn:
+        events = await conn.scalars(
+            text("SELECT event_type FROM outbox WHERE key = :k ORDER BY id"), {"k": body["id"]}
+        )
+        assert list(events) == [
+            "ptce.exchange.request.requested.v1",
+            "ptce.exchange.request.accepted.v1",
+        ]
+
+
+async def test_the_provider_answers_and_each_side_moves_only_its_own_moves(
+    market: Market,
+) -> None:
+    coordinator, provider, requester = await _parties(market)
+    bystander = await market.catalog.new_member(coordinator)
+    outsider = await market.catalog.new_pole("Pôle B")
+    offer = await market.published(provider)
+    day = next_monday()
+    ask = {"offer_id": offer["id"], "start": at(day, 10), "end": at(day, 12), "message": "Merci"}
+
+    asked = await market.on_exchange(requester).post("/requests", json=ask)
+    assert asked.json()["state"] == "requested"
+    assert asked.json()["terms"] is None
+    url = f"/requests/{asked.json()['id']}"
+
+    assert _problem(await market.on_exchange(requester).post(f"{url}/accept"), 403)
+    assert _problem(await market.on_exchange(bystander).post(f"{url}/accept"), 404)
+    assert _problem(await market.on_exchange(outsider).post(f"{url}/accept"), 404)
+    assert _problem(await market.on_exchange(outsider).get(url), 404)
+    assert _problem(await market.on_exchange(provider).post(f"{url}/withdraw"), 403)
+
+    accepted = await market.on_exchange(provider).post(f"{url}/accept")
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["terms"]["unit"] == "day"
+    refused = _problem(await market.on_exchange(requester).post(f"{url}/withdraw"), 409)
+    assert refused["state"] == "accepted"
+
+    second = await market.on_exchange(requester).post(
+        "/requests", json={**ask, "start": at(day, 14), "end": at(day, 16)}
+    )
+    declined = await market.on_exchange(provider).post(
+        f"/requests/{second.json()['id']}/decline", json={"reason": "Salle en travaux"}
+    )
+    assert (declined.json()["state"], declined.json()["reason"]) == ("declined", "Salle en travaux")
+    # A declined request frees its slot.
+    third = await market.on_exchange(requester).post(
+        "/requests", json={**ask, "start": at(day, 14), "end": at(day, 16)}
+    )
+    assert third.status_code == 201
+    withdrawn = await market.on_exchange(requester).post(f"/requests/{third.json()['id']}/withdraw")
+    assert withdrawn.json()["state"] == "withdrawn"
+
+    mine = (await market.on_exchange(requester).get("/requests")).json()["items"]
+    assert len(mine) == 3
+    assert (await market.on_exchange(bystander).get("/requests")).json()["items"] == []
+    assert (await market.on_exchange(outsider).get("/requests")).json()["items"] == []
+    assert len((await market.on_exchange(coordinator).get("/requests")).json()["items"]) == 3
+    assert (await market.exchange.get("/requests")).status_code == 401
+
+
+async def test_periods_are_checked_against_the_offer(market: Market) -> None:
+    _, provider, requester = await _parties(market)
+    offer = await market.published(provider)
+    ex = market.on_exchange(requester)
+    day = next_monday()
+
+    async def ask(start: str, end: str, **more: Any) -> httpx.Response:
+        return await ex.post(
+            "/requests", json={"offer_id": offer["id"], "start": start, "end": end, **more}
+        )
+
+    assert _problem(await ask(at(day, 12), at(day, 10)), 422)
+    assert _problem(await ask(at(day, 10), at(day, 10)), 422)
+    naive = await ask(f"{day}T10:00:00", f"{day}T12:00:00")
+    assert {p["name"] for p in _problem(naive, 422)["invalid-params"]} >= {"body.start"}
+    assert _problem(await ask(at(day, 7), at(day, 9)), 422)  # before opening
+    assert _problem(await ask(at(day, 17), at(day, 19)), 422)  # after closing
+    assert _problem(
+        await ask(at(day + timedelta(days=1), 10), at(day + timedelta(days=1), 12)), 422
+    )
+    assert _problem(await ask(at(day, 10), at(day, 10, 30)), 422)  # under the minimum
+    tomorrow = datetime.now(PARIS).date() + timedelta(days=1)
+    assert _problem(await ask(at(tomorrow, 10), at(tomorrow, 11)), 422)  # notice (or closed)
+    own = await market.on_exchange(provider).post(
+        "/requests", json={"offer_id": offer["id"], "start": at(day, 10), "end": at(day, 12)}
+    )
+    assert _problem(own, 422)
+    unknown = await ask(at(day, 10), at(day, 12), offer_id=str(uuid.uuid4()))
+    assert _problem(unknown, 404)
+
+    # Half-open periods: back to back both succeed; an overlap names the conflicting period.
+    assert (await ask(at(day, 9), at(day, 11))).status_code == 201
+    assert (await ask(at(day, 11), at(day, 13))).status_code == 201
+    clash = _problem(await ask(at(day, 12), at(day, 14)), 409)
+    named = datetime.fromisoformat(clash["conflicting_period"]["start"])
+    assert named == datetime.fromisoformat(at(day, 11))
+
+
+async def test_a_paused_offer_takes_no_request(market: Market) -> None:
+    _, provider, requester = await _parties(market)
+    offer = await market.published(provider)
+    paused = await provider.post(f"/offers/{offer['id']}/pause")
+    await market.copied(offer["id"], paused.json()["version"])
+    day = next_monday()
+    response = await market.on_exchange(requester).post(
+        "/requests", json={"offer_id": offer["id"], "start": at(day, 10), "end": at(day, 12)}
+    )
+    assert _problem(response, 409)
+
+
+@pytest.mark.parametrize("capacity", [1, 3])
+async def test_never_more_holds_than_the_capacity_under_concurrency(
+    market: Market, capacity: int
+) -> None:
+    coordinator, provider, _ = await _parties(market)
+    requesters = [await market.catalog.new_member(coordinator) for _ in range(4)]
+    offer = await market.published(provider, capacity=capacity)
+    day = next_monday()
+    ask = {"offer_id": offer["id"], "start": at(day, 10), "end": at(day, 12)}
+
+    responses = await asyncio.gather(
+        *[market.on_exchange(requesters[i % 4]).post("/requests", json=ask) for i in range(200)]
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(201) == capacity
+    assert statuses.count(409) == 200 - capacity
+    async with market.runtime.session_factory() as session:
+        holding = await session.scalar(
+            select(func.count())
+            .select_from(booking_request)
+            .where(booking_request.c.offer_id == uuid.UUID(offer["id"]))
+        )
+    assert holding == capacity
+
+
+async def test_staff_time_never_exceeds_its_weekly_cap(market: Market) -> None:
+    coordinator, provider, _ = await _parties(market)
+    requesters = [await market.catalog.new_member(coordinator) for _ in range(3)]
+    offer = await market.published(
+        provider,
+        kind="staff_time",
+        title="Comptable à temps partagé",
+        unit="hour",
+        capacity=5,
+        internal_price="30.00",
+        reference_value="45.00",
+        valuation_basis="cost_price",
+        attributes={
+            "role": "Comptable",
+            "employer_member_id": str(provider.member_id),
+            "max_hours_per_week": 7,
+            "regime": "direct_loan",
+            "cost_per_unit": "32.00",
+        },
+    )
+    monday = next_monday()
+    wednesday = monday + timedelta(days=2)
+    slots = [
+        (at(monday, 9), at(monday, 12)),  # 3 h
+        (at(monday, 13), at(monday, 16)),  # 3 h
+        (at(wednesday, 9), at(wednesday, 12)),  # 3 h: would make 9 h
+        (at(wednesday, 9), at(wednesday, 10)),  # 1 h: exactly 7 h
+    ]
+    responses = await asyncio.gather(
+        *[
+            market.on_exchange(requesters[i % 3]).post(
+                "/requests", json={"offer_id": offer["id"], "start": s, "end": e}
+            )
+            for i, (s, e) in enumerate(slots * 5)
+        ]
+    )
+    assert all(r.status_code in (201, 409) for r in responses)
+    async with market.runtime.session_factory() as session:
+        periods = (
+            await session.scalars(
+                select(booking_request.c.period).where(
+                    booking_request.c.offer_id == uuid.UUID(offer["id"])
+                )
+            )
+        ).all()
+    hours = sum((p.upper - p.lower).total_seconds() / 3600 for p in periods)
+    assert hours <= 7
+    assert hours >= 3
+
+
+async def test_a_service_is_requested_for_a_quantity(market: Market) -> None:
+    _, provider, requester = await _parties(market)
+    offer = await market.published(
+        provider,
+        kind="service",
+        title="Comptabilité associative",
+        unit="hour",
+        attributes={"deliverable": "Tenue des comptes et bilan annuel"},
+    )
+    ex = market.on_exchange(requester)
+    missing = await ex.post("/requests", json={"offer_id": offer["id"]})
+    assert "body.quantity" in {p["name"] for p in _problem(missing, 422)["invalid-params"]}
+    asked = await ex.post("/requests", json={"offer_id": offer["id"], "quantity": "12.5"})
+    assert asked.status_code == 201, asked.text
+    accepted = await market.on_exchange(provider).post(f"/requests/{asked.json()['id']}/accept")
+    assert accepted.json()["terms"]["quantity"] == "12.50"
+    assert accepted.json()["start"] is None
+
+
+async def test_every_exchange_endpoint_but_health_wants_a_token(market: Market) -> None:
+    schema = (await market.exchange.get("/openapi.json")).json()
+    checked = 0
+    for path, operations in schema["paths"].items():
+        if path in ("/healthz", "/readyz"):
+            continue
+        concrete = path.replace("{request_id}", str(uuid.uuid4()))
+        for method in operations:
+            response = await market.exchange.request(method.upper(), concrete, json={})
+            assert response.status_code == 401, (method, path, response.status_code)
+            checked += 1
+    assert checked >= 5
