@@ -349,3 +349,74 @@ async def test_every_exchange_endpoint_but_health_wants_a_token(market: Market) 
             assert response.status_code == 401, (method, path, response.status_code)
             checked += 1
     assert checked >= 5
+
+
+async def _shift(market: Market, request_id: str, start_in: timedelta, length: timedelta) -> None:
+    """Move a request's period relative to now (the API only books ahead of time)."""
+    async with market.runtime.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE booking_request SET period = tstzrange(now() + :a, now() + :a + :b, '[)') "
+                "WHERE id = :id"
+            ),
+            {"a": start_in, "b": length, "id": uuid.UUID(request_id)},
+        )
+
+
+async def test_accepted_requests_are_cancelled_completed_or_missed(market: Market) -> None:
+    coordinator, provider, requester = await _parties(market)
+    bystander = await market.catalog.new_member(coordinator)
+    offer = await market.published(provider, booking_mode="instant")
+    day = next_monday(weeks=2)
+    ex = market.on_exchange(requester)
+
+    async def book(start: int, end: int) -> str:
+        made = await ex.post(
+            "/requests",
+            json={"offer_id": offer["id"], "start": at(day, start), "end": at(day, end)},
+        )
+        assert made.json()["state"] == "accepted", made.text
+        return str(made.json()["id"])
+
+    early = await book(9, 11)
+    no_reason = await ex.post(f"/requests/{early}/cancel")
+    assert "body.reason" in {p["name"] for p in _problem(no_reason, 422)["invalid-params"]}
+    assert _problem(
+        await market.on_exchange(bystander).post(f"/requests/{early}/cancel", json={"reason": "x"}),
+        404,
+    )
+    cancelled = await ex.post(f"/requests/{early}/cancel", json={"reason": "Réunion annulée"})
+    assert (cancelled.json()["state"], cancelled.json()["late"]) == ("cancelled", False)
+    # Its slot is free again.
+    assert (await book(9, 11)) != early
+
+    late = await book(12, 14)
+    await _shift(market, late, timedelta(hours=3), timedelta(hours=2))
+    by_provider = await market.on_exchange(provider).post(
+        f"/requests/{late}/cancel", json={"reason": "Chauffage en panne"}
+    )
+    assert (by_provider.json()["state"], by_provider.json()["late"]) == ("cancelled", True)
+
+    used = await book(15, 17)
+    too_soon = _problem(await market.on_exchange(provider).post(f"/requests/{used}/complete"), 409)
+    assert too_soon["state"] == "accepted"
+    await _shift(market, used, -timedelta(hours=3), timedelta(hours=2))
+    assert _problem(await ex.post(f"/requests/{used}/complete"), 403)
+    done = await market.on_exchange(provider).post(
+        f"/requests/{used}/complete", json={"quantity_used": "0.5"}
+    )
+    assert (done.json()["state"], done.json()["quantity_used"]) == ("completed", "0.50")
+    assert _problem(await ex.post(f"/requests/{used}/cancel", json={"reason": "x"}), 409)
+
+    missed = await book(17, 18)
+    await _shift(market, missed, -timedelta(hours=6), timedelta(hours=1))
+    no_show = await market.on_exchange(provider).post(f"/requests/{missed}/no-show")
+    assert no_show.json()["state"] == "no_show"
+
+    async with market.runtime.engine.connect() as conn:
+        types = list(
+            await conn.scalars(
+                text("SELECT event_type FROM outbox WHERE key = :k ORDER BY id"), {"k": used}
+            )
+        )
+    assert types[-1] == "ptce.exchange.request.completed.v1"

@@ -52,6 +52,10 @@ class RequestSnapshot(EventPayload):
     end: datetime | None = None
     quantity: Decimal | None = Field(default=None, ge=0)
     reason: str | None = None
+    late: bool = Field(default=False, description="Cancelled close to the start.")
+    quantity_used: Decimal | None = Field(
+        default=None, ge=0, description="Confirmed on completion, in the terms' unit."
+    )
     terms: FrozenTerms | None = None
     version: int = Field(ge=1)
     changed_at: datetime
@@ -75,3 +79,19 @@ class RequestDeclined(RequestSnapshot):
 @event("ptce.exchange.request.withdrawn.v1", key="request_id")
 class RequestWithdrawn(RequestSnapshot):
     """The requester withdrew its request before an answer."""
+
+
+@event("ptce.exchange.request.cancelled.v1", key="request_id")
+class RequestCancelled(RequestSnapshot):
+    """An accepted request was cancelled by either side, with a reason; ``late`` when close
+    to the start."""
+
+
+@event("ptce.exchange.request.completed.v1", key="request_id")
+class RequestCompleted(RequestSnapshot):
+    """The exchange took place; ``quantity_used`` is what the ledger values."""
+
+
+@event("ptce.exchange.request.no_show.v1", key="request_id")
+class RequestNoShow(RequestSnapshot):
+    """The requester did not come; the provider recorded it."""

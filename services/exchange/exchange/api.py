@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import or_, select, tuple_
 
 from exchange.models import booking_request
-from exchange.requests import NewRequest, Reason, create_request, move, request_of_pole
+from exchange.requests import MoveBody, NewRequest, create_request, move, request_of_pole
 from shared.auth import CurrentPrincipal, Role
 from shared.contracts.exchange import FrozenTerms
 from shared.http import RuntimeDep
@@ -34,6 +34,8 @@ class RequestOut(BaseModel):
     quantity: Decimal | None
     message: str
     reason: str | None
+    late: bool
+    quantity_used: Decimal | None
     terms: FrozenTerms | None
     version: int
     created_at: datetime
@@ -54,6 +56,8 @@ def _out(row: Any, response: Response | None = None) -> RequestOut:
         quantity=row.quantity,
         message=row.message,
         reason=row.reason,
+        late=row.late,
+        quantity_used=row.quantity_used,
         terms=FrozenTerms.model_validate(row.terms) if row.terms else None,
         version=row.version,
         created_at=row.created_at,
@@ -119,42 +123,36 @@ async def list_requests(
     )
 
 
-def _mover(action: str, *, with_reason: bool) -> Any:
-    if with_reason:
-
-        async def with_a_reason(
-            runtime: RuntimeDep,
-            principal: CurrentPrincipal,
-            request_id: uuid.UUID,
-            body: Reason,
-            response: Response,
-        ) -> RequestOut:
-            async with runtime.uow() as uow:
-                row = await move(uow, principal, request_id, action, body.reason)
-                await uow.commit()
-            return _out(row, response)
-
-        return with_a_reason
-
-    async def without_reason(
-        runtime: RuntimeDep, principal: CurrentPrincipal, request_id: uuid.UUID, response: Response
+def _mover(action: str) -> Any:
+    async def change_state(
+        runtime: RuntimeDep,
+        principal: CurrentPrincipal,
+        request_id: uuid.UUID,
+        response: Response,
+        body: MoveBody | None = None,
     ) -> RequestOut:
         async with runtime.uow() as uow:
-            row = await move(uow, principal, request_id, action, None)
+            row = await move(uow, principal, request_id, action, body or MoveBody())
             await uow.commit()
         return _out(row, response)
 
-    return without_reason
+    return change_state
 
 
-for _action, _with_reason, _summary in [
-    ("accept", False, "Accept a request (its provider); the terms are frozen"),
-    ("decline", True, "Decline a request, with a reason (its provider)"),
-    ("withdraw", False, "Withdraw one's own request before it is answered"),
+for _action, _summary in [
+    ("accept", "Accept a request (its provider); the terms are frozen"),
+    ("decline", "Decline a request, with a reason (its provider)"),
+    ("withdraw", "Withdraw one's own request before it is answered"),
+    (
+        "cancel",
+        "Cancel an accepted request, with a reason (either side); flagged late near the start",
+    ),
+    ("complete", "Confirm that it took place, with the quantity used (its provider)"),
+    ("no_show", "Record that the requester did not come (its provider)"),
 ]:
     router.add_api_route(
-        f"/requests/{{request_id}}/{_action}",
-        _mover(_action, with_reason=_with_reason),
+        f"/requests/{{request_id}}/{_action.replace('_', '-')}",
+        _mover(_action),
         methods=["POST"],
         summary=_summary,
         responses={

@@ -36,6 +36,8 @@ booking_request = Table(
     Column("message", String(2000), nullable=False),
     Column("state", String(20), nullable=False),
     Column("reason", String(1000)),
+    Column("late", Boolean, nullable=False, server_default="false"),
+    Column("quantity_used", Numeric(12, 2)),
     Column("exclusive", Boolean, nullable=False),
     Column("terms", JSONB),
     Column("version", Integer, nullable=False),

@@ -7,6 +7,9 @@ Who may move a request, and from where:
 | requested | accepted | the provider (automatic for instant-booking offers) |
 | requested | declined | the provider, with a reason |
 | requested | withdrawn | the requester |
+| accepted | cancelled | either side, with a reason; late when within 48 h of the start |
+| accepted | completed | the provider, once started, with the quantity used (booked by default) |
+| accepted | no_show | the provider, once started |
 
 "The provider" is the offer's owner, or the pole's coordinator acting for it.
 A pending (``requested``) request holds its slot: it counts against the capacity exactly like
@@ -33,7 +36,10 @@ from shared.auth import Principal, Role
 from shared.contracts.exchange import (
     FrozenTerms,
     RequestAccepted,
+    RequestCancelled,
+    RequestCompleted,
     RequestDeclined,
+    RequestNoShow,
     RequestRequested,
     RequestSnapshot,
     RequestWithdrawn,
@@ -68,23 +74,30 @@ class NewRequest(BaseModel):
         return self
 
 
-class Reason(BaseModel):
+class MoveBody(BaseModel):
+    """What a move may carry: a reason (required to decline or cancel), the quantity used
+    (to complete; the booked quantity when left out)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: str | None = Field(default=None, min_length=1, max_length=1000)
+    quantity_used: Decimal | None = Field(default=None, ge=0, le=100_000, decimal_places=2)
 
 
+LATE_CANCELLATION = timedelta(hours=48)
 ALLOWED: dict[str, dict[str, str]] = {
     "requested": {"accept": "accepted", "decline": "declined", "withdraw": "withdrawn"},
-    "accepted": {},
-    "declined": {},
-    "withdrawn": {},
+    "accepted": {"cancel": "cancelled", "complete": "completed", "no_show": "no_show"},
 }
+PROVIDER_MOVES = {"accept", "decline", "complete", "no_show"}
 EVENTS: dict[str, type[RequestSnapshot]] = {
     "requested": RequestRequested,
     "accepted": RequestAccepted,
     "declined": RequestDeclined,
     "withdrawn": RequestWithdrawn,
+    "cancelled": RequestCancelled,
+    "completed": RequestCompleted,
+    "no_show": RequestNoShow,
 }
 
 
@@ -370,6 +383,8 @@ def snapshot(kind: type[RequestSnapshot], row: Any) -> RequestSnapshot:
         end=row.period.upper if row.period is not None else None,
         quantity=row.quantity,
         reason=row.reason,
+        late=row.late,
+        quantity_used=row.quantity_used,
         terms=FrozenTerms.model_validate(row.terms) if row.terms else None,
         version=row.version,
         changed_at=row.updated_at,
@@ -395,7 +410,7 @@ async def request_of_pole(
 
 
 async def move(
-    uow: UnitOfWork, principal: Principal, request_id: uuid.UUID, action: str, reason: str | None
+    uow: UnitOfWork, principal: Principal, request_id: uuid.UUID, action: str, body: MoveBody
 ) -> Any:
     session = uow.session
     row = await request_of_pole(session, principal, request_id, lock=True)
@@ -405,16 +420,27 @@ async def move(
             f"A {row.state} request cannot be moved by {action}.",
             extra={"state": row.state, "allowed": sorted(ALLOWED.get(row.state, {}))},
         )
-    if principal.role is Role.auditor:
-        raise Forbidden("An auditor's client may only read.")
-    acting_as_provider = principal.member_id == row.provider_id or principal.is_coordinator
-    if action in ("accept", "decline") and not acting_as_provider:
-        raise Forbidden("Only the provider answers a request.")
-    if action == "withdraw" and principal.member_id != row.requester_id:
-        raise Forbidden("Only the requester withdraws its request.")
-    changes: dict[str, Any] = {"state": target, "version": row.version + 1, "updated_at": utcnow()}
-    if reason is not None:
-        changes["reason"] = reason
+    _check_mover(principal, row, action)
+    now = utcnow()
+    changes: dict[str, Any] = {"state": target, "version": row.version + 1, "updated_at": now}
+    if action in ("decline", "cancel") and body.reason is None:
+        raise _invalid("reason", f"a reason is required to {action}")
+    if body.quantity_used is not None and action != "complete":
+        raise _invalid("quantity_used", "only a completion records the quantity used")
+    if body.reason is not None:
+        changes["reason"] = body.reason
+    started = row.period is None or row.period.lower <= now
+    if action in ("complete", "no_show") and not started:
+        raise Conflict(
+            f"A request cannot be marked {target} before it starts.",
+            extra={"state": row.state, "allowed": sorted(ALLOWED[row.state])},
+        )
+    if action == "cancel":
+        changes["late"] = row.period is not None and now > row.period.lower - LATE_CANCELLATION
+    if action == "complete":
+        changes["quantity_used"] = (
+            body.quantity_used if body.quantity_used is not None else row.quantity
+        )
     if target == "accepted":
         offer_row = (await session.execute(select(offer).where(offer.c.id == row.offer_id))).one()
         currency = (
@@ -427,6 +453,19 @@ async def move(
     moved = await _reload(session, row.id)
     uow.publish(snapshot(EVENTS[target], moved))
     return moved
+
+
+def _check_mover(principal: Principal, row: Any, action: str) -> None:
+    if principal.role is Role.auditor:
+        raise Forbidden("An auditor's client may only read.")
+    provider_side = principal.member_id == row.provider_id or principal.is_coordinator
+    requester_side = principal.member_id == row.requester_id or principal.is_coordinator
+    if action in PROVIDER_MOVES and not provider_side:
+        raise Forbidden(f"Only the provider may {action.replace('_', ' ')} a request.")
+    if action == "withdraw" and principal.member_id != row.requester_id:
+        raise Forbidden("Only the requester withdraws its request.")
+    if action == "cancel" and not (provider_side or requester_side):
+        raise Forbidden("Only a party to the request may cancel it.")
 
 
 def period_out(row: Any) -> dict[str, Any]:
