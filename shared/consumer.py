@@ -60,17 +60,18 @@ class ConsumerSpec:
         return {event_type.split(".")[1] for event_type in self.handlers}
 
 
-def _in_group(consumer: AIOKafkaConsumer) -> bool:
+def in_group(consumer: AIOKafkaConsumer) -> bool:
     """Whether the consumer knows its coordinator and holds a settled assignment.
 
-    aiokafka exposes no public state for this, so it reads two private attributes
-    (checked against the pinned version by the broker-restart test). An idle replica, one
-    more than the partitions, is in its group with an empty assignment: it counts as in.
+    aiokafka exposes no public state for this, so it reads two private attributes (a test
+    checks them on the pinned version). Should they disappear, it answers True: a watchdog
+    that cannot tell must not rebuild a healthy consumer. An idle replica, one more than the
+    partitions, is in its group with an empty assignment: it counts as in.
     """
     coordinator = getattr(consumer, "_coordinator", None)
     subscription = getattr(consumer, "_subscription", None)
     if coordinator is None or subscription is None:
-        return False
+        return True
     return coordinator.coordinator_id is not None and not subscription.reassignment_in_progress
 
 
@@ -99,7 +100,7 @@ class _Watchdog:
         if now - self._last_check < self.settings.consumer_watchdog_interval_seconds:
             return
         self._last_check = now
-        if not _in_group(self._consumer):
+        if not in_group(self._consumer):
             absent = now - self._last_in_group
             if absent > self.settings.consumer_rejoin_timeout_seconds:
                 raise ConsumerStuck(f"out of group {self._owner.group_id} for {absent:.0f} s")

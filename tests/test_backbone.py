@@ -27,7 +27,7 @@ from ledger.service import DEFINITION as LEDGER
 from ptce.embedded import EmbeddedBroker, free_port
 from ptce.testing.helpers import caught_up, eventually, read_topic
 from ptce.testing.plugin import Runtimes, SettingsFactory
-from shared.consumer import ConsumerSpec, IdempotentConsumer
+from shared.consumer import ConsumerSpec, IdempotentConsumer, in_group
 from shared.contracts.catalog import PoleRegistered
 from shared.events.envelope import ReceivedEvent
 from shared.events.registry import dead_letter_topic, topic_name
@@ -98,6 +98,12 @@ async def test_state_change_and_its_event_reach_the_other_services(
 
     await eventually(lambda: pole_count(exchange, pole.id))
     await eventually(lambda: pole_count(ledger, pole.id))
+    # The watchdog's view of group membership reads aiokafka internals: they are there.
+    kafka_consumer = exchange.consumers[0]._consumer
+    assert kafka_consumer is not None
+    assert hasattr(kafka_consumer, "_coordinator")
+    assert hasattr(kafka_consumer, "_subscription")
+    assert in_group(kafka_consumer)
     async with exchange.session_factory() as session:
         row = (
             await session.execute(select(exchange_pole).where(exchange_pole.c.id == pole.id))
