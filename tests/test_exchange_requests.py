@@ -47,6 +47,7 @@ class Market:
     catalog: CatalogApi
     exchange: httpx.AsyncClient
     runtime: ServiceRuntime
+    app_factory: Any
 
     def on_exchange(self, caller: Caller) -> Caller:
         return dataclasses.replace(caller, http=self.exchange)
@@ -86,11 +87,15 @@ async def market(service_settings: SettingsFactory) -> AsyncIterator[Market]:
 
         # The exchange fetches the catalog's keys over HTTP (here, the in-process app).
         definition = dataclasses.replace(EXCHANGE, key_loader=catalog_keys)
-        app = create_app(definition, lambda: exchange_settings)
+
+        def app_factory() -> Any:
+            return create_app(definition, lambda: exchange_settings)
+
+        app = app_factory()
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://exchange") as http:
-                yield Market(catalog, http, app.state.runtime)
+                yield Market(catalog, http, app.state.runtime, app_factory)
 
 
 def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -420,3 +425,45 @@ async def test_accepted_requests_are_cancelled_completed_or_missed(market: Marke
             )
         )
     assert types[-1] == "ptce.exchange.request.completed.v1"
+
+
+async def test_one_idempotency_key_creates_one_booking_even_across_a_restart(
+    market: Market,
+) -> None:
+    _, provider, requester = await _parties(market)
+    offer = await market.published(provider, capacity=5, booking_mode="instant")
+    day = next_monday()
+    ask = {"offer_id": offer["id"], "start": at(day, 10), "end": at(day, 12)}
+    ex = market.on_exchange(requester)
+    key = {"Idempotency-Key": f"booking-{uuid.uuid4()}"}
+
+    answers = await asyncio.gather(
+        *[ex.post("/requests", json=ask, headers=key) for _ in range(100)]
+    )
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.text for a in answers}) == 1
+
+    # The service restarts (a new process on the same database): the same answer again.
+    restarted = market.app_factory()
+    async with restarted.router.lifespan_context(restarted):
+        transport = httpx.ASGITransport(app=restarted)
+        async with httpx.AsyncClient(transport=transport, base_url="http://exchange") as http:
+            again = await dataclasses.replace(requester, http=http).post(
+                "/requests", json=ask, headers=key
+            )
+            other_body = await dataclasses.replace(requester, http=http).post(
+                "/requests", json={**ask, "start": at(day, 13), "end": at(day, 15)}, headers=key
+            )
+    assert again.status_code == 201
+    assert again.json() == answers[0].json()
+    assert _problem(other_body, 422)
+
+    async with market.runtime.session_factory() as session:
+        created = await session.scalar(
+            select(func.count())
+            .select_from(booking_request)
+            .where(booking_request.c.offer_id == uuid.UUID(offer["id"]))
+        )
+    assert created == 1
+    # Without a key, the same request is a new booking (capacity five allows it).
+    assert (await ex.post("/requests", json=ask)).status_code == 201

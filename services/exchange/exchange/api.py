@@ -12,12 +12,14 @@ from pydantic import BaseModel
 from sqlalchemy import or_, select, tuple_
 
 from exchange.models import booking_request
+from exchange.models import idempotency_key as idempotency_table
 from exchange.requests import MoveBody, NewRequest, create_request, move, request_of_pole
 from shared.auth import CurrentPrincipal, Role
 from shared.contracts.exchange import FrozenTerms
 from shared.http import RuntimeDep
+from shared.idempotency import IdempotencyKey, claim, fingerprint, remember
 from shared.pagination import Page, PageRequest, encode_cursor, page_request
-from shared.versioning import set_etag
+from shared.versioning import etag, set_etag
 
 router = APIRouter(tags=["requests"])
 
@@ -67,17 +69,52 @@ def _out(row: Any, response: Response | None = None) -> RequestOut:
 @router.post(
     "/requests",
     status_code=status.HTTP_201_CREATED,
+    response_model=RequestOut,
     summary="Request another member's offer (accepted at once if it books instantly)",
     responses={409: {"description": "Not available: the conflicting period is named"}},
 )
 async def post_request(
-    runtime: RuntimeDep, principal: CurrentPrincipal, body: NewRequest, response: Response
-) -> RequestOut:
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    body: NewRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     async with runtime.uow() as uow:
+        if idempotency_key is not None:
+            request_fingerprint = fingerprint("POST /requests", body.model_dump_json())
+            replay = await claim(
+                uow.session,
+                idempotency_table,
+                client_id=principal.client_id,
+                key=idempotency_key,
+                request_fingerprint=request_fingerprint,
+            )
+            if replay is not None:
+                return _created(replay.body)
         row = await create_request(uow, principal, body)
+        answer = _out(row)
+        answer_json = answer.model_dump_json()
+        if idempotency_key is not None:
+            await remember(
+                uow.session,
+                idempotency_table,
+                client_id=principal.client_id,
+                key=idempotency_key,
+                status=201,
+                body=answer_json,
+            )
         await uow.commit()
-    response.headers["Location"] = f"/requests/{row.id}"
-    return _out(row, response)
+    return _created(answer_json)
+
+
+def _created(answer_json: str) -> Response:
+    answer = RequestOut.model_validate_json(answer_json)
+    return Response(
+        answer_json,
+        status_code=status.HTTP_201_CREATED,
+        media_type="application/json",
+        headers={"Location": f"/requests/{answer.id}", "ETag": etag(answer.version)},
+    )
 
 
 @router.get("/requests/{request_id}", summary="A request the caller is a party to")

@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TSTZRANGE
 from sqlmodel import SQLModel
 
 from shared.db import kernel_tables, new_registry
+from shared.idempotency import idempotency_table
 from shared.readmodels import member_copy_table, offer_copy_table, pole_copy_table
 
 
@@ -44,3 +45,5 @@ booking_request = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+idempotency_key = idempotency_table(ExchangeModel.metadata)
