@@ -13,7 +13,14 @@ from sqlalchemy import or_, select, tuple_
 
 from exchange.models import booking_request
 from exchange.models import idempotency_key as idempotency_table
-from exchange.requests import MoveBody, NewRequest, create_request, move, request_of_pole
+from exchange.requests import (
+    MoveBody,
+    NewRequest,
+    create_request,
+    move,
+    request_fields,
+    request_of_pole,
+)
 from shared.auth import CurrentPrincipal, Role
 from shared.contracts.exchange import FrozenTerms
 from shared.http import RuntimeDep
@@ -47,22 +54,7 @@ def _out(row: Any, response: Response | None = None) -> RequestOut:
     if response is not None:
         set_etag(response, row.version)
     return RequestOut(
-        id=row.id,
-        offer_id=row.offer_id,
-        offer_kind=row.offer_kind,
-        provider_id=row.provider_id,
-        requester_id=row.requester_id,
-        state=row.state,
-        start=row.period.lower if row.period is not None else None,
-        end=row.period.upper if row.period is not None else None,
-        quantity=row.quantity,
-        message=row.message,
-        reason=row.reason,
-        late=row.late,
-        quantity_used=row.quantity_used,
-        terms=FrozenTerms.model_validate(row.terms) if row.terms else None,
-        version=row.version,
-        created_at=row.created_at,
+        id=row.id, message=row.message, created_at=row.created_at, **request_fields(row)
     )
 
 

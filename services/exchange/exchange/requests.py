@@ -370,24 +370,28 @@ async def _reload(session: AsyncSession, request_id: uuid.UUID) -> Any:
     return (await session.execute(statement)).one()
 
 
+def request_fields(row: Any) -> dict[str, Any]:
+    """A request row as the fields its API answer and its events share."""
+    return {
+        "offer_id": row.offer_id,
+        "offer_kind": row.offer_kind,
+        "provider_id": row.provider_id,
+        "requester_id": row.requester_id,
+        "state": row.state,
+        "start": row.period.lower if row.period is not None else None,
+        "end": row.period.upper if row.period is not None else None,
+        "quantity": row.quantity,
+        "reason": row.reason,
+        "late": row.late,
+        "quantity_used": row.quantity_used,
+        "terms": FrozenTerms.model_validate(row.terms) if row.terms else None,
+        "version": row.version,
+    }
+
+
 def snapshot(kind: type[RequestSnapshot], row: Any) -> RequestSnapshot:
     return kind(
-        request_id=row.id,
-        pole_id=row.pole_id,
-        offer_id=row.offer_id,
-        offer_kind=row.offer_kind,
-        provider_id=row.provider_id,
-        requester_id=row.requester_id,
-        state=row.state,
-        start=row.period.lower if row.period is not None else None,
-        end=row.period.upper if row.period is not None else None,
-        quantity=row.quantity,
-        reason=row.reason,
-        late=row.late,
-        quantity_used=row.quantity_used,
-        terms=FrozenTerms.model_validate(row.terms) if row.terms else None,
-        version=row.version,
-        changed_at=row.updated_at,
+        request_id=row.id, pole_id=row.pole_id, changed_at=row.updated_at, **request_fields(row)
     )
 
 
@@ -466,10 +470,3 @@ def _check_mover(principal: Principal, row: Any, action: str) -> None:
         raise Forbidden("Only the requester withdraws its request.")
     if action == "cancel" and not (provider_side or requester_side):
         raise Forbidden("Only a party to the request may cancel it.")
-
-
-def period_out(row: Any) -> dict[str, Any]:
-    return {
-        "start": row.period.lower if row.period is not None else None,
-        "end": row.period.upper if row.period is not None else None,
-    }
