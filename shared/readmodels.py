@@ -73,24 +73,7 @@ def pole_copy_table(metadata: MetaData) -> Table:
 
 def pole_copy_handler(table: Table) -> Handler:
     """Keep ``table`` equal to the catalog's latest snapshot of each pole."""
-
-    async def on_pole_snapshot(session: AsyncSession, event: ReceivedEvent) -> None:
-        assert isinstance(event.payload, PoleRegistered)
-        pole = event.payload
-        await upsert_snapshot(
-            session,
-            table,
-            {
-                "id": pole.pole_id,
-                "name": pole.name,
-                "time_zone": pole.time_zone,
-                "currency": pole.currency,
-                "version": pole.version,
-                "registered_at": pole.registered_at,
-            },
-        )
-
-    return on_pole_snapshot
+    return snapshot_copy_handler(table, PoleRegistered, "pole_id")
 
 
 def member_copy_table(metadata: MetaData) -> Table:

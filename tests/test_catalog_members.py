@@ -8,7 +8,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -16,21 +15,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from ptce.testing.api import Caller, CatalogApi, get_token, member_body
+from ptce.testing.api import (
+    Caller,
+    CatalogApi,
+    get_token,
+    invalid_fields,
+    member_body,
+    outbox_types,
+    problem,
+    walk_without_token,
+)
 from shared.auth import ALGORITHM, Role, TokenVerifier
 from shared.errors import PROBLEM_JSON
-
-
-def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
-
-
-def _invalid_fields(body: dict[str, Any]) -> set[str]:
-    return {param["name"] for param in body["invalid-params"]}
 
 
 async def test_a_client_gets_a_token_and_acts_within_its_pole(catalog: CatalogApi) -> None:
@@ -50,9 +46,9 @@ async def test_a_client_gets_a_token_and_acts_within_its_pole(catalog: CatalogAp
 async def test_the_token_endpoint_refuses_bad_credentials(catalog: CatalogApi) -> None:
     coordinator = await catalog.new_pole()
     wrong = await get_token(catalog.http, coordinator.client_id, "not-the-secret")
-    assert _problem(wrong, 401)["error"] == "invalid_client"
+    assert problem(wrong, 401)["error"] == "invalid_client"
     unknown = await get_token(catalog.http, "cli_unknown", "whatever")
-    assert _problem(unknown, 401)["error"] == "invalid_client"
+    assert problem(unknown, 401)["error"] == "invalid_client"
     basic = await catalog.http.post(
         "/oauth/token",
         data={"grant_type": "client_credentials"},
@@ -68,14 +64,14 @@ async def test_the_token_endpoint_refuses_bad_credentials(catalog: CatalogApi) -
             "client_secret": coordinator.client_secret,
         },
     )
-    assert "body.grant_type" in _invalid_fields(_problem(bad_grant, 422))
+    assert "body.grant_type" in invalid_fields(problem(bad_grant, 422))
 
 
 async def test_requests_without_a_valid_token_are_refused(catalog: CatalogApi) -> None:
     coordinator = await catalog.new_pole()
-    assert _problem(await catalog.http.get("/members"), 401)
+    assert problem(await catalog.http.get("/members"), 401)
     garbage = await catalog.http.get("/members", headers={"Authorization": "Bearer abc.def.ghi"})
-    assert _problem(garbage, 401)
+    assert problem(garbage, 401)
     assert garbage.headers["www-authenticate"].startswith("Bearer")
 
     # Same claims and key id, signed with a key that is not the catalog's.
@@ -85,10 +81,10 @@ async def test_requests_without_a_valid_token_are_refused(catalog: CatalogApi) -
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     forged = jwt.encode(claims, forger, algorithm=ALGORITHM, headers={"kid": kid})
-    assert _problem(await catalog.http.get("/members", headers=_bearer(forged)), 401)
+    assert problem(await catalog.http.get("/members", headers=_bearer(forged)), 401)
 
     unsigned = jwt.encode(claims, key=None, algorithm="none")  # type: ignore[arg-type]
-    assert _problem(await catalog.http.get("/members", headers=_bearer(unsigned)), 401)
+    assert problem(await catalog.http.get("/members", headers=_bearer(unsigned)), 401)
 
 
 async def test_an_expired_token_is_refused(catalog: CatalogApi) -> None:
@@ -102,7 +98,7 @@ async def test_an_expired_token_is_refused(catalog: CatalogApi) -> None:
     past = datetime.now(UTC) - timedelta(hours=1)
     claims.update(iat=past, exp=past + timedelta(minutes=10))
     expired = jwt.encode(claims, pem, algorithm=ALGORITHM, headers={"kid": kid})
-    body = _problem(await catalog.http.get("/members", headers=_bearer(expired)), 401)
+    body = problem(await catalog.http.get("/members", headers=_bearer(expired)), 401)
     assert "expired" in body["detail"]
 
 
@@ -131,8 +127,8 @@ async def test_a_revoked_client_is_refused_at_once(catalog: CatalogApi) -> None:
 
     revoked = await member.delete(f"/clients/{member.client_id}")
     assert revoked.status_code == 204
-    assert _problem(await member.get("/pole"), 401)
-    assert _problem(await get_token(catalog.http, member.client_id, member.client_secret), 401)
+    assert problem(await member.get("/pole"), 401)
+    assert problem(await get_token(catalog.http, member.client_id, member.client_secret), 401)
     listed = await coordinator.get(f"/members/{member.member_id}/clients")
     assert [c["revoked_at"] is not None for c in listed.json()] == [True]
 
@@ -162,7 +158,7 @@ async def test_the_coordinator_onboards_members_and_events_carry_their_snapshot(
     assert created.headers["etag"] == '"1"'
 
     duplicate = await coordinator.post("/members", json={**body, "legal_name": "Autre nom"})
-    assert _problem(duplicate, 409)
+    assert problem(duplicate, 409)
 
     async with catalog.runtime.engine.connect() as conn:
         rows = (
@@ -197,7 +193,7 @@ async def test_invalid_member_data_is_refused_naming_the_field(
 ) -> None:
     coordinator = await catalog.new_pole()
     response = await coordinator.post("/members", json=member_body(**{field: value}))
-    assert f"body.{field}" in _invalid_fields(_problem(response, 422))
+    assert f"body.{field}" in invalid_fields(problem(response, 422))
 
 
 async def test_missing_fields_are_named(catalog: CatalogApi) -> None:
@@ -205,7 +201,7 @@ async def test_missing_fields_are_named(catalog: CatalogApi) -> None:
     body = member_body()
     del body["siret"], body["insee_code"]
     response = await coordinator.post("/members", json=body)
-    assert {"body.siret", "body.insee_code"} <= _invalid_fields(_problem(response, 422))
+    assert {"body.siret", "body.insee_code"} <= invalid_fields(problem(response, 422))
 
 
 async def test_fields_a_caller_must_not_set_are_refused(catalog: CatalogApi) -> None:
@@ -213,10 +209,10 @@ async def test_fields_a_caller_must_not_set_are_refused(catalog: CatalogApi) -> 
     other_pole = uuid.uuid4()
     for extra in ({"pole_id": str(other_pole)}, {"id": str(uuid.uuid4())}, {"version": 7}):
         response = await coordinator.post("/members", json=member_body(**extra))
-        assert _problem(response, 422)
+        assert problem(response, 422)
     member = await catalog.new_member(coordinator)
     patched = await member.patch(f"/members/{member.member_id}", json={"siret": "73282932000074"})
-    assert "body.siret" in _invalid_fields(_problem(patched, 422))
+    assert "body.siret" in invalid_fields(problem(patched, 422))
 
 
 async def test_a_stale_version_never_overwrites_a_newer_one(catalog: CatalogApi) -> None:
@@ -249,12 +245,12 @@ async def test_a_member_that_left_keeps_its_history_and_can_no_longer_act(
     assert left.status_code == 200
     assert left.json()["left_on"] == "2026-06-30"
 
-    assert _problem(await member.get("/pole"), 401)
-    assert _problem(await get_token(catalog.http, member.client_id, member.client_secret), 401)
+    assert problem(await member.get("/pole"), 401)
+    assert problem(await get_token(catalog.http, member.client_id, member.client_secret), 401)
     again = await coordinator.post(
         f"/members/{member.member_id}/leave", json={"left_on": "2026-07-01"}
     )
-    assert _problem(again, 409)
+    assert problem(again, 409)
 
     current = await coordinator.get("/members")
     assert str(member.member_id) not in {m["id"] for m in current.json()["items"]}
@@ -284,7 +280,7 @@ async def test_members_are_listed_page_by_page_in_a_stable_order(catalog: Catalo
             break
     assert len(seen) == 8  # the seven and the coordinating organisation
     assert seen == sorted(seen)
-    assert _problem(await coordinator.get("/members", params={"cursor": "%%%"}), 422)
+    assert problem(await coordinator.get("/members", params={"cursor": "%%%"}), 422)
 
 
 _reference_dates = iter(range(2030, 2200))
@@ -420,7 +416,7 @@ async def test_authorization_matrix(catalog: CatalogApi) -> None:
     escalation = await who["member"].post(
         f"/members/{target}/clients", json={"label": "x", "role": "coordinator"}
     )
-    assert _problem(escalation, 403)
+    assert problem(escalation, 403)
 
     failures = []
     for method, url, body, expected in matrix:
@@ -435,9 +431,7 @@ async def test_authorization_matrix(catalog: CatalogApi) -> None:
             payload = {"new-member": member_body(), "new-reference": _reference()}.get(
                 str(body), body
             )
-            response = await caller.http.request(
-                method, concrete, json=payload, headers=caller.headers
-            )
+            response = await caller.request(method, concrete, json=payload)
             if response.status_code != expected[name]:
                 failures.append((method, url, name, response.status_code))
             if response.status_code >= 400:
@@ -451,12 +445,12 @@ async def test_authorization_matrix(catalog: CatalogApi) -> None:
 async def test_the_coordinator_changes_the_pole_settings(catalog: CatalogApi) -> None:
     coordinator = await catalog.new_pole()
     member = await catalog.new_member(coordinator)
-    assert _problem(await member.patch("/pole", json={"name": "Pris"}), 403)
-    assert "body.time_zone" in _invalid_fields(
-        _problem(await coordinator.patch("/pole", json={"time_zone": "Mars/Olympus"}), 422)
+    assert problem(await member.patch("/pole", json={"name": "Pris"}), 403)
+    assert "body.time_zone" in invalid_fields(
+        problem(await coordinator.patch("/pole", json={"time_zone": "Mars/Olympus"}), 422)
     )
-    assert "body.currency" in _invalid_fields(
-        _problem(await coordinator.patch("/pole", json={"currency": "USD"}), 422)
+    assert "body.currency" in invalid_fields(
+        problem(await coordinator.patch("/pole", json={"currency": "USD"}), 422)
     )
     changed = await coordinator.patch(
         "/pole",
@@ -466,8 +460,8 @@ async def test_the_coordinator_changes_the_pole_settings(catalog: CatalogApi) ->
     assert changed.status_code == 200, changed.text
     assert (changed.json()["territory"], changed.json()["version"]) == ("Touraine", 2)
     stale = await coordinator.patch("/pole", json={"name": "X"}, headers={"If-Match": '"1"'})
-    assert _problem(stale, 412)
-    events = await _outbox_types(catalog, str(coordinator.pole_id))
+    assert problem(stale, 412)
+    events = await outbox_types(catalog.runtime.engine, str(coordinator.pole_id))
     assert events == ["ptce.catalog.pole.registered.v1", "ptce.catalog.pole.updated.v1"]
 
 
@@ -481,16 +475,16 @@ async def test_valuation_references_are_dated_and_never_rewritten(catalog: Catal
         "unit": "hour",
         "valid_from": "2026-01-01",
     }
-    assert _problem(await member.post("/pole/references", json=volunteer_hour), 403)
+    assert problem(await member.post("/pole/references", json=volunteer_hour), 403)
     first = await coordinator.post("/pole/references", json=volunteer_hour)
     assert first.status_code == 201, first.text
     later = {**volunteer_hour, "amount": "18.20", "valid_from": "2027-01-01"}
     assert (await coordinator.post("/pole/references", json=later)).status_code == 201
     back_dated = {**volunteer_hour, "amount": "99.00", "valid_from": "2026-06-01"}
-    assert _problem(await coordinator.post("/pole/references", json=back_dated), 409)
+    assert problem(await coordinator.post("/pole/references", json=back_dated), 409)
     negative = {**volunteer_hour, "amount": "-1", "valid_from": "2028-01-01"}
-    assert "body.amount" in _invalid_fields(
-        _problem(await coordinator.post("/pole/references", json=negative), 422)
+    assert "body.amount" in invalid_fields(
+        problem(await coordinator.post("/pole/references", json=negative), 422)
     )
 
     async def in_effect(on: str) -> list[str]:
@@ -509,32 +503,12 @@ async def test_valuation_references_are_dated_and_never_rewritten(catalog: Catal
             await conn.execute(text("UPDATE valuation_reference SET amount = 1"))
     outsider = await catalog.new_pole()
     assert (await outsider.get("/pole/references")).json() == []
-    events = await _outbox_types(catalog, str(coordinator.pole_id))
+    events = await outbox_types(catalog.runtime.engine, str(coordinator.pole_id))
     assert events.count("ptce.catalog.valuation_reference.recorded.v1") == 2
 
 
-async def _outbox_types(catalog: CatalogApi, key: str) -> list[str]:
-    async with catalog.runtime.engine.connect() as conn:
-        rows = await conn.execute(
-            text("SELECT event_type FROM outbox WHERE key = :key ORDER BY id"), {"key": key}
-        )
-        return [row.event_type for row in rows]
-
-
-PUBLIC = {"/oauth/token", "/.well-known/jwks.json", "/healthz", "/readyz"}
+PUBLIC = {"/oauth/token", "/.well-known/jwks.json"}
 
 
 async def test_every_endpoint_but_the_public_ones_wants_a_token(catalog: CatalogApi) -> None:
-    """Walks the OpenAPI document, so that a new endpoint cannot be left open by mistake."""
-    schema = (await catalog.http.get("/openapi.json")).json()
-    checked = 0
-    for path, operations in schema["paths"].items():
-        if path in PUBLIC:
-            continue
-        concrete = path.replace("{member_id}", str(uuid.uuid4()))
-        concrete = concrete.replace("{offer_id}", str(uuid.uuid4())).replace("{client_id}", "x")
-        for method in operations:
-            response = await catalog.http.request(method.upper(), concrete, json={})
-            assert response.status_code == 401, (method, path, response.status_code)
-            checked += 1
-    assert checked >= 15
+    assert await walk_without_token(catalog.http, public=PUBLIC) >= 15

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select, text
 from sqlmodel import col
@@ -14,9 +13,8 @@ from sqlmodel import col
 from catalog.models import Member, Pole
 from ptce import demo_data
 from ptce.demo import DEMO_POLE_NAME, load_demo
-from ptce.testing.api import Caller, CatalogApi, room
+from ptce.testing.api import Caller, CatalogApi, invalid_fields, outbox_types, problem, room
 from shared.auth import Role
-from shared.errors import PROBLEM_JSON
 
 
 def staff(employer: uuid.UUID, **attributes: Any) -> dict[str, Any]:
@@ -37,17 +35,6 @@ def staff(employer: uuid.UUID, **attributes: Any) -> dict[str, Any]:
             **attributes,
         },
     )
-
-
-def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def _fields(body: dict[str, Any]) -> set[str]:
-    return {param["name"] for param in body.get("invalid-params", [])}
 
 
 async def _published(caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
@@ -86,10 +73,10 @@ async def test_an_offer_goes_from_draft_to_published_with_its_events(catalog: Ca
     # A draft is its owner's (and the coordinator's) business only.
     assert (await neighbour.get(url)).status_code == 404
     assert (await coordinator.get(url)).status_code == 200
-    assert await _outbox(catalog, offer["id"]) == []
+    assert await outbox_types(catalog.runtime.engine, offer["id"]) == []
 
     incomplete = await owner.post(f"{url}/publish")
-    missing = _fields(_problem(incomplete, 422))
+    missing = invalid_fields(problem(incomplete, 422))
     assert {"description", "unit", "internal_price", "reference_value", "attributes"} <= missing
     assert "availability.weekly_hours" in missing
 
@@ -116,7 +103,7 @@ async def test_the_life_cycle_allows_only_its_moves(catalog: CatalogApi) -> None
     draft = (await owner.post("/offers", json=room())).json()
     url = f"/offers/{draft['id']}"
 
-    refused = _problem(await owner.post(f"{url}/pause"), 409)
+    refused = problem(await owner.post(f"{url}/pause"), 409)
     assert refused["state"] == "draft"
     assert refused["allowed"] == ["archive", "publish"]
 
@@ -124,12 +111,12 @@ async def test_the_life_cycle_allows_only_its_moves(catalog: CatalogApi) -> None
         moved = await owner.post(f"{url}/{action}")
         assert moved.json()["state"] == state
     assert (await owner.post(f"{url}/archive")).json()["state"] == "archived"
-    final = _problem(await owner.post(f"{url}/publish"), 409)
+    final = problem(await owner.post(f"{url}/publish"), 409)
     assert final["allowed"] == []
     edit = await owner.patch(url, json={"title": "Autre titre"}, headers={"If-Match": '"5"'})
-    assert _problem(edit, 409)
+    assert problem(edit, 409)
 
-    types = [e.event_type.split(".")[3] for e in await _outbox(catalog, draft["id"])]
+    types = [t.split(".")[3] for t in await outbox_types(catalog.runtime.engine, draft["id"])]
     assert types == ["published", "paused", "published", "archived"]
 
 
@@ -139,7 +126,7 @@ async def test_concurrent_edits_never_lose_an_update(catalog: CatalogApi) -> Non
     offer = await _published(owner, room())
     url = f"/offers/{offer['id']}"
 
-    assert _problem(await owner.patch(url, json={"capacity": 2}), 428)
+    assert problem(await owner.patch(url, json={"capacity": 2}), 428)
     etag = (await owner.get(url)).headers["etag"]
     first, second = await asyncio.gather(
         owner.patch(url, json={"capacity": 2}, headers={"If-Match": etag}),
@@ -149,7 +136,7 @@ async def test_concurrent_edits_never_lose_an_update(catalog: CatalogApi) -> Non
     winner = first if first.status_code == 200 else second
     assert (await owner.get(url)).json()["capacity"] == winner.json()["capacity"]
     stale = await owner.patch(url, json={"capacity": 4}, headers={"If-Match": etag})
-    assert _problem(stale, 412)["current_version"] == winner.json()["version"]
+    assert problem(stale, 412)["current_version"] == winner.json()["version"]
 
 
 @pytest.mark.parametrize(
@@ -193,7 +180,7 @@ async def test_invalid_offers_are_refused_naming_the_field(
 ) -> None:
     coordinator = await catalog.new_pole()
     response = await coordinator.post("/offers", json=room(**overrides))
-    assert field in _fields(_problem(response, 422))
+    assert field in invalid_fields(problem(response, 422))
 
 
 async def test_staff_time_follows_its_regime(catalog: CatalogApi) -> None:
@@ -205,19 +192,19 @@ async def test_staff_time_follows_its_regime(catalog: CatalogApi) -> None:
     above_cost = await lender.post(
         "/offers", json=staff(lender.member_id) | {"internal_price": "32.01"}
     )
-    assert "body.internal_price" in _fields(_problem(above_cost, 422))
+    assert "body.internal_price" in invalid_fields(problem(above_cost, 422))
     at_cost = await lender.post(
         "/offers", json=staff(lender.member_id) | {"internal_price": "32.00"}
     )
     assert at_cost.status_code == 201
     no_cost = await lender.post("/offers", json=staff(lender.member_id, cost_per_unit=None))
-    assert _problem(no_cost, 422)
+    assert problem(no_cost, 422)
     raise_later = await lender.patch(
         f"/offers/{at_cost.json()['id']}",
         json={"internal_price": "40.00"},
         headers={"If-Match": at_cost.headers["etag"]},
     )
-    assert "body.internal_price" in _fields(_problem(raise_later, 422))
+    assert "body.internal_price" in invalid_fields(problem(raise_later, 422))
 
     # Shared through an employers' group: a fee, and an employer of record that is another member.
     shared = await lender.post(
@@ -234,7 +221,7 @@ async def test_staff_time_follows_its_regime(catalog: CatalogApi) -> None:
     assert shared.json()["attributes"]["employer_member_id"] == str(group.member_id)
 
     stranger = await lender.post("/offers", json=staff(uuid.uuid4()))
-    assert "body.attributes.employer_member_id" in _fields(_problem(stranger, 422))
+    assert "body.attributes.employer_member_id" in invalid_fields(problem(stranger, 422))
 
 
 async def test_who_may_write_offers(catalog: CatalogApi) -> None:
@@ -345,7 +332,7 @@ async def test_search_filters_and_sorts(demo: Caller) -> None:
     assert {o["booking_mode"] for o in instant} == {"instant"}
     big = (await demo.get("/offers", params={"min_capacity": 2})).json()["items"]
     assert all(o["capacity"] >= 2 for o in big)
-    assert _problem(await demo.get("/offers", params={"sort": "relevance"}), 422)
+    assert problem(await demo.get("/offers", params={"sort": "relevance"}), 422)
 
 
 @pytest.mark.parametrize("sort", ["price", "newest", "title", "relevance"])

@@ -18,10 +18,17 @@ from sqlalchemy import func, select, text
 from exchange.models import booking_request
 from exchange.models import offer as offer_copy
 from exchange.service import DEFINITION as EXCHANGE
-from ptce.testing.api import Caller, CatalogApi, catalog_api, room
+from ptce.testing.api import (
+    Caller,
+    CatalogApi,
+    catalog_api,
+    outbox_types,
+    problem,
+    room,
+    walk_without_token,
+)
 from ptce.testing.helpers import eventually
 from ptce.testing.plugin import SettingsFactory
-from shared.errors import PROBLEM_JSON
 from shared.http import create_app
 from shared.runtime import ServiceRuntime
 
@@ -98,13 +105,6 @@ async def market(service_settings: SettingsFactory) -> AsyncIterator[Market]:
                 yield Market(catalog, http, app.state.runtime, app_factory)
 
 
-def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    return body
-
-
 async def _parties(market: Market) -> tuple[Caller, Caller, Caller]:
     coordinator = await market.catalog.new_pole()
     provider = await market.catalog.new_member(coordinator)
@@ -138,14 +138,10 @@ async def test_an_instant_offer_is_accepted_at_once_with_frozen_terms(market: Ma
     again = await market.on_exchange(requester).get(f"/requests/{body['id']}")
     assert again.json()["terms"]["internal_price"] == "80.00"
 
-    async with market.runtime.engine.connect() as conn:
-        events = await conn.scalars(
-            text("SELECT event_type FROM outbox WHERE key = :k ORDER BY id"), {"k": body["id"]}
-        )
-        assert list(events) == [
-            "ptce.exchange.request.requested.v1",
-            "ptce.exchange.request.accepted.v1",
-        ]
+    assert await outbox_types(market.runtime.engine, body["id"]) == [
+        "ptce.exchange.request.requested.v1",
+        "ptce.exchange.request.accepted.v1",
+    ]
 
 
 async def test_the_provider_answers_and_each_side_moves_only_its_own_moves(
@@ -163,16 +159,16 @@ async def test_the_provider_answers_and_each_side_moves_only_its_own_moves(
     assert asked.json()["terms"] is None
     url = f"/requests/{asked.json()['id']}"
 
-    assert _problem(await market.on_exchange(requester).post(f"{url}/accept"), 403)
-    assert _problem(await market.on_exchange(bystander).post(f"{url}/accept"), 404)
-    assert _problem(await market.on_exchange(outsider).post(f"{url}/accept"), 404)
-    assert _problem(await market.on_exchange(outsider).get(url), 404)
-    assert _problem(await market.on_exchange(provider).post(f"{url}/withdraw"), 403)
+    assert problem(await market.on_exchange(requester).post(f"{url}/accept"), 403)
+    assert problem(await market.on_exchange(bystander).post(f"{url}/accept"), 404)
+    assert problem(await market.on_exchange(outsider).post(f"{url}/accept"), 404)
+    assert problem(await market.on_exchange(outsider).get(url), 404)
+    assert problem(await market.on_exchange(provider).post(f"{url}/withdraw"), 403)
 
     accepted = await market.on_exchange(provider).post(f"{url}/accept")
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["terms"]["unit"] == "day"
-    refused = _problem(await market.on_exchange(requester).post(f"{url}/withdraw"), 409)
+    refused = problem(await market.on_exchange(requester).post(f"{url}/withdraw"), 409)
     assert refused["state"] == "accepted"
 
     second = await market.on_exchange(requester).post(
@@ -209,29 +205,27 @@ async def test_periods_are_checked_against_the_offer(market: Market) -> None:
             "/requests", json={"offer_id": offer["id"], "start": start, "end": end, **more}
         )
 
-    assert _problem(await ask(at(day, 12), at(day, 10)), 422)
-    assert _problem(await ask(at(day, 10), at(day, 10)), 422)
+    assert problem(await ask(at(day, 12), at(day, 10)), 422)
+    assert problem(await ask(at(day, 10), at(day, 10)), 422)
     naive = await ask(f"{day}T10:00:00", f"{day}T12:00:00")
-    assert {p["name"] for p in _problem(naive, 422)["invalid-params"]} >= {"body.start"}
-    assert _problem(await ask(at(day, 7), at(day, 9)), 422)  # before opening
-    assert _problem(await ask(at(day, 17), at(day, 19)), 422)  # after closing
-    assert _problem(
-        await ask(at(day + timedelta(days=1), 10), at(day + timedelta(days=1), 12)), 422
-    )
-    assert _problem(await ask(at(day, 10), at(day, 10, 30)), 422)  # under the minimum
+    assert {p["name"] for p in problem(naive, 422)["invalid-params"]} >= {"body.start"}
+    assert problem(await ask(at(day, 7), at(day, 9)), 422)  # before opening
+    assert problem(await ask(at(day, 17), at(day, 19)), 422)  # after closing
+    assert problem(await ask(at(day + timedelta(days=1), 10), at(day + timedelta(days=1), 12)), 422)
+    assert problem(await ask(at(day, 10), at(day, 10, 30)), 422)  # under the minimum
     tomorrow = datetime.now(PARIS).date() + timedelta(days=1)
-    assert _problem(await ask(at(tomorrow, 10), at(tomorrow, 11)), 422)  # notice (or closed)
+    assert problem(await ask(at(tomorrow, 10), at(tomorrow, 11)), 422)  # notice (or closed)
     own = await market.on_exchange(provider).post(
         "/requests", json={"offer_id": offer["id"], "start": at(day, 10), "end": at(day, 12)}
     )
-    assert _problem(own, 422)
+    assert problem(own, 422)
     unknown = await ask(at(day, 10), at(day, 12), offer_id=str(uuid.uuid4()))
-    assert _problem(unknown, 404)
+    assert problem(unknown, 404)
 
     # Half-open periods: back to back both succeed; an overlap names the conflicting period.
     assert (await ask(at(day, 9), at(day, 11))).status_code == 201
     assert (await ask(at(day, 11), at(day, 13))).status_code == 201
-    clash = _problem(await ask(at(day, 12), at(day, 14)), 409)
+    clash = problem(await ask(at(day, 12), at(day, 14)), 409)
     named = datetime.fromisoformat(clash["conflicting_period"]["start"])
     assert named == datetime.fromisoformat(at(day, 11))
 
@@ -245,7 +239,7 @@ async def test_a_paused_offer_takes_no_request(market: Market) -> None:
     response = await market.on_exchange(requester).post(
         "/requests", json={"offer_id": offer["id"], "start": at(day, 10), "end": at(day, 12)}
     )
-    assert _problem(response, 409)
+    assert problem(response, 409)
 
 
 @pytest.mark.parametrize("capacity", [1, 3])
@@ -334,7 +328,7 @@ async def test_a_service_is_requested_for_a_quantity(market: Market) -> None:
     )
     ex = market.on_exchange(requester)
     missing = await ex.post("/requests", json={"offer_id": offer["id"]})
-    assert "body.quantity" in {p["name"] for p in _problem(missing, 422)["invalid-params"]}
+    assert "body.quantity" in {p["name"] for p in problem(missing, 422)["invalid-params"]}
     asked = await ex.post("/requests", json={"offer_id": offer["id"], "quantity": "12.5"})
     assert asked.status_code == 201, asked.text
     accepted = await market.on_exchange(provider).post(f"/requests/{asked.json()['id']}/accept")
@@ -343,17 +337,7 @@ async def test_a_service_is_requested_for_a_quantity(market: Market) -> None:
 
 
 async def test_every_exchange_endpoint_but_health_wants_a_token(market: Market) -> None:
-    schema = (await market.exchange.get("/openapi.json")).json()
-    checked = 0
-    for path, operations in schema["paths"].items():
-        if path in ("/healthz", "/readyz"):
-            continue
-        concrete = path.replace("{request_id}", str(uuid.uuid4()))
-        for method in operations:
-            response = await market.exchange.request(method.upper(), concrete, json={})
-            assert response.status_code == 401, (method, path, response.status_code)
-            checked += 1
-    assert checked >= 5
+    assert await walk_without_token(market.exchange, public=set()) >= 5
 
 
 async def _shift(market: Market, request_id: str, start_in: timedelta, length: timedelta) -> None:
@@ -385,8 +369,8 @@ async def test_accepted_requests_are_cancelled_completed_or_missed(market: Marke
 
     early = await book(9, 11)
     no_reason = await ex.post(f"/requests/{early}/cancel")
-    assert "body.reason" in {p["name"] for p in _problem(no_reason, 422)["invalid-params"]}
-    assert _problem(
+    assert "body.reason" in {p["name"] for p in problem(no_reason, 422)["invalid-params"]}
+    assert problem(
         await market.on_exchange(bystander).post(f"/requests/{early}/cancel", json={"reason": "x"}),
         404,
     )
@@ -403,27 +387,22 @@ async def test_accepted_requests_are_cancelled_completed_or_missed(market: Marke
     assert (by_provider.json()["state"], by_provider.json()["late"]) == ("cancelled", True)
 
     used = await book(15, 17)
-    too_soon = _problem(await market.on_exchange(provider).post(f"/requests/{used}/complete"), 409)
+    too_soon = problem(await market.on_exchange(provider).post(f"/requests/{used}/complete"), 409)
     assert too_soon["state"] == "accepted"
     await _shift(market, used, -timedelta(hours=3), timedelta(hours=2))
-    assert _problem(await ex.post(f"/requests/{used}/complete"), 403)
+    assert problem(await ex.post(f"/requests/{used}/complete"), 403)
     done = await market.on_exchange(provider).post(
         f"/requests/{used}/complete", json={"quantity_used": "0.5"}
     )
     assert (done.json()["state"], done.json()["quantity_used"]) == ("completed", "0.50")
-    assert _problem(await ex.post(f"/requests/{used}/cancel", json={"reason": "x"}), 409)
+    assert problem(await ex.post(f"/requests/{used}/cancel", json={"reason": "x"}), 409)
 
     missed = await book(17, 18)
     await _shift(market, missed, -timedelta(hours=6), timedelta(hours=1))
     no_show = await market.on_exchange(provider).post(f"/requests/{missed}/no-show")
     assert no_show.json()["state"] == "no_show"
 
-    async with market.runtime.engine.connect() as conn:
-        types = list(
-            await conn.scalars(
-                text("SELECT event_type FROM outbox WHERE key = :k ORDER BY id"), {"k": used}
-            )
-        )
+    types = await outbox_types(market.runtime.engine, used)
     assert types[-1] == "ptce.exchange.request.completed.v1"
 
 
@@ -456,7 +435,7 @@ async def test_one_idempotency_key_creates_one_booking_even_across_a_restart(
             )
     assert again.status_code == 201
     assert again.json() == answers[0].json()
-    assert _problem(other_body, 422)
+    assert problem(other_body, 422)
 
     async with market.runtime.session_factory() as session:
         created = await session.scalar(

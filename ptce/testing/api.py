@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -11,6 +12,8 @@ from datetime import date
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.credentials import new_client
 from catalog.identifiers import luhn_valid
@@ -19,6 +22,7 @@ from catalog.models import Member
 from catalog.poles import RegisterPole, create_pole_with_coordinator
 from catalog.service import DEFINITION as CATALOG
 from shared.auth import Role
+from shared.errors import PROBLEM_JSON
 from shared.http import create_app
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
@@ -107,25 +111,22 @@ class Caller:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send with this caller's token (and any other headers given)."""
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return await self.http.request(method, url, headers=headers, **kwargs)
+
     async def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.http.get(
-            url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
-        )
+        return await self.request("GET", url, **kwargs)
 
     async def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.http.post(
-            url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
-        )
+        return await self.request("POST", url, **kwargs)
 
     async def patch(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.http.patch(
-            url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
-        )
+        return await self.request("PATCH", url, **kwargs)
 
     async def delete(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.http.delete(
-            url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
-        )
+        return await self.request("DELETE", url, **kwargs)
 
 
 async def get_token(http: httpx.AsyncClient, client_id: str, secret: str) -> httpx.Response:
@@ -209,3 +210,43 @@ async def catalog_api(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as http:
             yield CatalogApi(http=http, runtime=app.state.runtime)
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """Assert an RFC 9457 answer with ``status``; return its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+def invalid_fields(body: dict[str, Any]) -> set[str]:
+    """The fields a 422 problem names."""
+    return {param["name"] for param in body.get("invalid-params", [])}
+
+
+async def outbox_types(engine: AsyncEngine, key: str) -> list[str]:
+    """The types of the events a service recorded for one aggregate, in order."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT event_type FROM outbox WHERE key = :key ORDER BY id"), {"key": key}
+        )
+        return [row.event_type for row in rows]
+
+
+async def walk_without_token(http: httpx.AsyncClient, *, public: set[str]) -> int:
+    """Call every operation of the app's OpenAPI document, but ``public`` paths, without a
+    token, and assert 401 each time (so that a new endpoint cannot be left open); return how
+    many were called."""
+    schema = (await http.get("/openapi.json")).json()
+    called = 0
+    for path, operations in schema["paths"].items():
+        if path in public | {"/healthz", "/readyz"}:
+            continue
+        concrete = re.sub(r"\{[a-z_]+\}", str(uuid.uuid4()), path)
+        for method in operations:
+            response = await http.request(method.upper(), concrete, json={})
+            assert response.status_code == 401, (method, path, response.status_code)
+            called += 1
+    return called

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from exchange.models import booking_request, offer, pole
+from exchange.models import HOLDING_STATES, booking_request, offer, pole
 from shared.auth import Principal, Role
 from shared.contracts.exchange import (
     FrozenTerms,
@@ -48,7 +48,6 @@ from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.uow import UnitOfWork
 
-HOLDING = ("requested", "accepted", "completed", "no_show")
 PERIOD_KINDS = ("premises", "equipment", "staff_time")
 CENT = Decimal("0.01")
 
@@ -232,7 +231,7 @@ async def _overlapping(
                 select(booking_request.c.id, booking_request.c.period)
                 .where(
                     booking_request.c.offer_id == offer_id,
-                    booking_request.c.state.in_(HOLDING),
+                    booking_request.c.state.in_(HOLDING_STATES),
                     booking_request.c.period.op("&&")(period),
                 )
                 .order_by(func.lower(booking_request.c.period))
@@ -310,26 +309,21 @@ async def create_request(uow: UnitOfWork, principal: Principal, command: NewRequ
     settings = (await session.execute(select(pole).where(pole.c.id == principal.pole_id))).one()
     now = utcnow()
     period: Range[datetime] | None = None
-    if command.start is not None and command.end is not None:
-        period = Range(command.start, command.end, bounds="[)")
     if offer_row.kind in PERIOD_KINDS:
         if command.start is None or command.end is None:
             raise _invalid("start", f"a {offer_row.kind} offer is booked for a period")
         period = Range(command.start, command.end, bounds="[)")
         check_period(offer_row, settings.time_zone, command.start, command.end, now)
         quantity = quantity_of(offer_row.unit, command.start, command.end, settings.time_zone)
-    else:
-        if command.quantity is None:
-            raise _invalid("quantity", "a service is requested for a quantity")
-        quantity = command.quantity
-        period = None
-    if period is not None and offer_row.kind in PERIOD_KINDS:
-        others = await _overlapping(session, offer_row.id, period)
-        peak, at = _peak(period, others)
+        peak, at = _peak(period, await _overlapping(session, offer_row.id, period))
         if peak + 1 > offer_row.capacity:
             raise _conflict(period, at)
         if offer_row.kind == "staff_time":
             await _check_weekly_cap(session, offer_row, period, settings.time_zone)
+    else:
+        if command.quantity is None:
+            raise _invalid("quantity", "a service is requested for a quantity")
+        quantity = command.quantity
     instant = offer_row.booking_mode == "instant"
     state = "accepted" if instant else "requested"
     terms = freeze_terms(offer_row, quantity, settings.currency) if instant else None
@@ -340,7 +334,7 @@ async def create_request(uow: UnitOfWork, principal: Principal, command: NewRequ
         "offer_kind": offer_row.kind,
         "provider_id": offer_row.owner_id,
         "requester_id": principal.member_id,
-        "period": period if offer_row.kind in PERIOD_KINDS else None,
+        "period": period,
         "quantity": quantity,
         "message": command.message,
         "state": state,
