@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,7 +59,7 @@ async def upsert_snapshot(
 
 
 def pole_copy_table(metadata: MetaData) -> Table:
-    """A service's copy of the catalog's poles (time zone and currency rule everything)."""
+    """A service's copy of the catalog's poles (time zone, currency and exchange rules)."""
     return Table(
         "pole",
         metadata,
@@ -66,6 +67,7 @@ def pole_copy_table(metadata: MetaData) -> Table:
         Column("name", String(200), nullable=False),
         Column("time_zone", String(64), nullable=False),
         Column("currency", String(3), nullable=False),
+        Column("exchange_rules", JSONB, nullable=False, server_default=text("'{}'")),
         Column("version", Integer, nullable=False),
         Column("registered_at", DateTime(timezone=True), nullable=False),
     )

@@ -7,9 +7,35 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.registry import EventPayload, event
+
+
+class ExchangeRules(BaseModel):
+    """A pole's rules for requests between its members (see docs/exchange.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer_within_hours: int = Field(
+        default=72,
+        ge=1,
+        le=720,
+        description="A request not answered within this time (or by its start) expires.",
+    )
+    completion_grace_hours: int = Field(
+        default=48,
+        ge=0,
+        le=720,
+        description="An accepted booking is completed this long after its end, unless a "
+        "party objected.",
+    )
+    late_cancellation_hours: int = Field(
+        default=48,
+        ge=0,
+        le=720,
+        description="A cancellation this close to the start is flagged late.",
+    )
 
 
 @event("ptce.catalog.pole.registered.v1", key="pole_id")
@@ -21,13 +47,15 @@ class PoleRegistered(EventPayload):
     territory: str = Field(default="", max_length=300)
     time_zone: str = Field(max_length=64)
     currency: str = Field(min_length=3, max_length=3)
+    exchange_rules: ExchangeRules = Field(default_factory=ExchangeRules)
     version: int = Field(ge=1)
     registered_at: datetime
 
 
 @event("ptce.catalog.pole.updated.v1", key="pole_id")
 class PoleUpdated(PoleRegistered):
-    """A pole's settings changed (name, territory, time zone); the full snapshot."""
+    """A pole's settings changed (name, territory, time zone, exchange rules); the full
+    snapshot."""
 
 
 @event("ptce.catalog.valuation_reference.recorded.v1", key="pole_id")

@@ -57,6 +57,12 @@ class RequestSnapshot(EventPayload):
         default=None, ge=0, description="Confirmed on completion, in the terms' unit."
     )
     terms: FrozenTerms | None = None
+    series_id: uuid.UUID | None = Field(
+        default=None, description="The weekly series this occurrence belongs to."
+    )
+    objection: str | None = Field(
+        default=None, description="Why a party objected to the automatic completion."
+    )
     version: int = Field(ge=1)
     changed_at: datetime
 
@@ -79,6 +85,18 @@ class RequestDeclined(RequestSnapshot):
 @event("ptce.exchange.request.withdrawn.v1", key="request_id")
 class RequestWithdrawn(RequestSnapshot):
     """The requester withdrew its request before an answer."""
+
+
+@event("ptce.exchange.request.expired.v1", key="request_id")
+class RequestExpired(RequestSnapshot):
+    """Nobody answered the request before the pole's deadline (or its start): its slot is
+    free again."""
+
+
+@event("ptce.exchange.request.objected.v1", key="request_id")
+class RequestObjected(RequestSnapshot):
+    """A party objected to the automatic completion of an accepted booking: the provider
+    now confirms the quantity used, or records a no-show, explicitly."""
 
 
 @event("ptce.exchange.request.cancelled.v1", key="request_id")

@@ -35,6 +35,7 @@ from shared.auth import (
     require_coordinator,
     require_writer,
 )
+from shared.contracts.catalog import ExchangeRules
 from shared.db import utcnow
 from shared.errors import Conflict, NotFound, Unauthorized
 from shared.http import RuntimeDep
@@ -101,6 +102,7 @@ class PoleOut(BaseModel):
     territory: str
     time_zone: str
     currency: str
+    exchange_rules: ExchangeRules
     version: int
 
 

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, DateTime, Numeric, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, DateTime, Numeric, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -29,6 +29,10 @@ class Pole(CatalogModel, table=True):
     territory: str = Field(default="", max_length=300)
     time_zone: str = Field(default="Europe/Paris", max_length=64)
     currency: str = Field(default="EUR", min_length=3, max_length=3)
+    exchange_rules: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'")),
+    )
     version: int = Field(default=1, ge=1)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -16,7 +16,12 @@ from catalog.credentials import IssuedClient, new_client
 from catalog.members import RegisterMember, member_registered, new_member
 from catalog.models import Member, Pole, ValuationReference
 from shared.auth import Role
-from shared.contracts.catalog import PoleRegistered, PoleUpdated, ValuationReferenceRecorded
+from shared.contracts.catalog import (
+    ExchangeRules,
+    PoleRegistered,
+    PoleUpdated,
+    ValuationReferenceRecorded,
+)
 from shared.errors import Conflict, UnprocessableEntity
 from shared.uow import UnitOfWork
 
@@ -48,6 +53,7 @@ def pole_registered(pole: Pole) -> PoleRegistered:
         territory=pole.territory,
         time_zone=pole.time_zone,
         currency=pole.currency,
+        exchange_rules=ExchangeRules.model_validate(pole.exchange_rules),
         version=pole.version,
         registered_at=pole.created_at,
     )
@@ -99,6 +105,24 @@ class UpdatePole(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     territory: str | None = Field(default=None, max_length=300)
     time_zone: TimeZone | None = None
+    exchange_rules: ExchangeRulesPatch | None = None
+
+
+class ExchangeRulesPatch(BaseModel):
+    """The rules to change; those left out (or null) keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer_within_hours: int | None = Field(default=None, ge=1, le=720)
+    completion_grace_hours: int | None = Field(default=None, ge=0, le=720)
+    late_cancellation_hours: int | None = Field(default=None, ge=0, le=720)
+
+
+def _merged_rules(pole: Pole, changes: dict[str, Any]) -> dict[str, Any]:
+    """A rule left out (or null) keeps its value."""
+    current = ExchangeRules.model_validate(pole.exchange_rules).model_dump()
+    kept = {rule: value for rule, value in changes.items() if value is not None}
+    return ExchangeRules.model_validate({**current, **kept}).model_dump()
 
 
 def update_pole(uow: UnitOfWork, pole: Pole, command: UpdatePole) -> None:
@@ -108,7 +132,10 @@ def update_pole(uow: UnitOfWork, pole: Pole, command: UpdatePole) -> None:
                 f"{name} cannot be null.",
                 invalid_params=[{"name": f"body.{name}", "reason": "null"}],
             )
-        setattr(pole, name, value)
+        if name == "exchange_rules":
+            setattr(pole, name, _merged_rules(pole, value))
+        else:
+            setattr(pole, name, value)
     pole.version += 1
     uow.publish(PoleUpdated(**pole_registered(pole).model_dump()))
 

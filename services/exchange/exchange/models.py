@@ -41,9 +41,25 @@ booking_request = Table(
     Column("quantity_used", Numeric(12, 2)),
     Column("exclusive", Boolean, nullable=False),
     Column("terms", JSONB),
+    Column("answer_by", DateTime(timezone=True)),
+    Column("series_id", Uuid, index=True),
+    Column("objection", String(1000)),
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 idempotency_key = idempotency_table(ExchangeModel.metadata)
+
+calendar_feed = Table(
+    "calendar_feed",
+    ExchangeModel.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("pole_id", Uuid, nullable=False, index=True),
+    Column("member_id", Uuid, nullable=False, index=True),
+    Column("offer_id", Uuid),
+    Column("label", String(200), nullable=False, server_default=""),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
