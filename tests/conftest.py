@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ptce.testing.api import CatalogApi, catalog_api
+from ptce.testing.exchange import Market, market_api
 from ptce.testing.plugin import SettingsFactory
 
 
@@ -15,3 +16,10 @@ async def catalog(service_settings: SettingsFactory) -> AsyncIterator[CatalogApi
     """The catalog's API in process, on a fresh database."""
     async with catalog_api(await service_settings("catalog")) as api:
         yield api
+
+
+@pytest.fixture
+async def market(service_settings: SettingsFactory) -> AsyncIterator[Market]:
+    """The catalog and the exchange in process, wired by the catalog's real events."""
+    async with market_api(service_settings) as market:
+        yield market

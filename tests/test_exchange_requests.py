@@ -5,115 +5,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from sqlalchemy import func, select, text
 
 from exchange.models import booking_request
-from exchange.models import offer as offer_copy
-from exchange.service import DEFINITION as EXCHANGE
-from ptce.testing.api import (
-    Caller,
-    CatalogApi,
-    catalog_api,
-    outbox_types,
-    problem,
-    room,
-    walk_without_token,
-)
-from ptce.testing.helpers import eventually
-from ptce.testing.plugin import SettingsFactory
-from shared.http import create_app
-from shared.runtime import ServiceRuntime
-
-PARIS = ZoneInfo("Europe/Paris")
-
-
-def next_monday(weeks: int = 0) -> date:
-    """A Monday at least two days ahead, outside the test offers' year-end closure."""
-    day = datetime.now(PARIS).date() + timedelta(days=2)
-    day += timedelta(days=(7 - day.weekday()) % 7)
-    day += timedelta(weeks=weeks)
-    while date(day.year, 12, 24) <= day or day <= date(day.year, 1, 1):
-        day += timedelta(weeks=1)
-    return day
-
-
-def at(day: date, hour: int, minute: int = 0) -> str:
-    return datetime.combine(day, time(hour, minute), PARIS).isoformat()
-
-
-@dataclass
-class Market:
-    catalog: CatalogApi
-    exchange: httpx.AsyncClient
-    runtime: ServiceRuntime
-    app_factory: Any
-
-    def on_exchange(self, caller: Caller) -> Caller:
-        return dataclasses.replace(caller, http=self.exchange)
-
-    async def published(self, owner: Caller, **overrides: Any) -> dict[str, Any]:
-        created = await owner.post("/offers", json=room(**overrides))
-        assert created.status_code == 201, created.text
-        published = await owner.post(f"/offers/{created.json()['id']}/publish")
-        assert published.status_code == 200, published.text
-        offer: dict[str, Any] = published.json()
-        await self.copied(offer["id"], offer["version"])
-        return offer
-
-    async def copied(self, offer_id: str, version: int) -> None:
-        async def arrived() -> bool:
-            async with self.runtime.session_factory() as session:
-                found = await session.scalar(
-                    select(offer_copy.c.version).where(offer_copy.c.id == uuid.UUID(offer_id))
-                )
-            return found == version
-
-        await eventually(arrived)
-
-
-@pytest.fixture
-async def market(service_settings: SettingsFactory) -> AsyncIterator[Market]:
-    catalog_settings = await service_settings("catalog")
-    exchange_settings = await service_settings("exchange")
-    async with catalog_api(catalog_settings, workers=True) as catalog:
-
-        def catalog_keys(_runtime: ServiceRuntime) -> Any:
-            async def load() -> dict[str, Any]:
-                document: dict[str, Any] = (await catalog.http.get("/.well-known/jwks.json")).json()
-                return document
-
-            return load
-
-        # The exchange fetches the catalog's keys over HTTP (here, the in-process app).
-        definition = dataclasses.replace(EXCHANGE, key_loader=catalog_keys)
-
-        def app_factory() -> Any:
-            return create_app(definition, lambda: exchange_settings)
-
-        app = app_factory()
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://exchange") as http:
-                yield Market(catalog, http, app.state.runtime, app_factory)
-
-
-async def _parties(market: Market) -> tuple[Caller, Caller, Caller]:
-    coordinator = await market.catalog.new_pole()
-    provider = await market.catalog.new_member(coordinator)
-    requester = await market.catalog.new_member(coordinator)
-    return coordinator, provider, requester
+from ptce.testing.api import outbox_types, problem, walk_without_token
+from ptce.testing.exchange import PARIS, Market, at, next_monday, parties
 
 
 async def test_an_instant_offer_is_accepted_at_once_with_frozen_terms(market: Market) -> None:
-    _, provider, requester = await _parties(market)
+    _, provider, requester = await parties(market)
     offer = await market.published(provider, booking_mode="instant")
     day = next_monday()
     booked = await market.on_exchange(requester).post(
@@ -147,7 +52,7 @@ async def test_an_instant_offer_is_accepted_at_once_with_frozen_terms(market: Ma
 async def test_the_provider_answers_and_each_side_moves_only_its_own_moves(
     market: Market,
 ) -> None:
-    coordinator, provider, requester = await _parties(market)
+    coordinator, provider, requester = await parties(market)
     bystander = await market.catalog.new_member(coordinator)
     outsider = await market.catalog.new_pole("Pôle B")
     offer = await market.published(provider)
@@ -195,7 +100,7 @@ async def test_the_provider_answers_and_each_side_moves_only_its_own_moves(
 
 
 async def test_periods_are_checked_against_the_offer(market: Market) -> None:
-    _, provider, requester = await _parties(market)
+    _, provider, requester = await parties(market)
     offer = await market.published(provider)
     ex = market.on_exchange(requester)
     day = next_monday()
@@ -231,7 +136,7 @@ async def test_periods_are_checked_against_the_offer(market: Market) -> None:
 
 
 async def test_a_paused_offer_takes_no_request(market: Market) -> None:
-    _, provider, requester = await _parties(market)
+    _, provider, requester = await parties(market)
     offer = await market.published(provider)
     paused = await provider.post(f"/offers/{offer['id']}/pause")
     await market.copied(offer["id"], paused.json()["version"])
@@ -246,7 +151,7 @@ async def test_a_paused_offer_takes_no_request(market: Market) -> None:
 async def test_never_more_holds_than_the_capacity_under_concurrency(
     market: Market, capacity: int
 ) -> None:
-    coordinator, provider, _ = await _parties(market)
+    coordinator, provider, _ = await parties(market)
     requesters = [await market.catalog.new_member(coordinator) for _ in range(4)]
     offer = await market.published(provider, capacity=capacity)
     day = next_monday()
@@ -268,7 +173,7 @@ async def test_never_more_holds_than_the_capacity_under_concurrency(
 
 
 async def test_staff_time_never_exceeds_its_weekly_cap(market: Market) -> None:
-    coordinator, provider, _ = await _parties(market)
+    coordinator, provider, _ = await parties(market)
     requesters = [await market.catalog.new_member(coordinator) for _ in range(3)]
     offer = await market.published(
         provider,
@@ -318,7 +223,7 @@ async def test_staff_time_never_exceeds_its_weekly_cap(market: Market) -> None:
 
 
 async def test_a_service_is_requested_for_a_quantity(market: Market) -> None:
-    _, provider, requester = await _parties(market)
+    _, provider, requester = await parties(market)
     offer = await market.published(
         provider,
         kind="service",
@@ -353,7 +258,7 @@ async def _shift(market: Market, request_id: str, start_in: timedelta, length: t
 
 
 async def test_accepted_requests_are_cancelled_completed_or_missed(market: Market) -> None:
-    coordinator, provider, requester = await _parties(market)
+    coordinator, provider, requester = await parties(market)
     bystander = await market.catalog.new_member(coordinator)
     offer = await market.published(provider, booking_mode="instant")
     day = next_monday(weeks=2)
@@ -409,7 +314,7 @@ async def test_accepted_requests_are_cancelled_completed_or_missed(market: Marke
 async def test_one_idempotency_key_creates_one_booking_even_across_a_restart(
     market: Market,
 ) -> None:
-    _, provider, requester = await _parties(market)
+    _, provider, requester = await parties(market)
     offer = await market.published(provider, capacity=5, booking_mode="instant")
     day = next_monday()
     ask = {"offer_id": offer["id"], "start": at(day, 10), "end": at(day, 12)}

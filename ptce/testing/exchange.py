@@ -1,0 +1,105 @@
+"""The exchange in tests: the catalog and the exchange in process, wired by real events."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from sqlalchemy import select
+
+from exchange.models import offer as offer_copy
+from exchange.service import DEFINITION as EXCHANGE
+from ptce.testing.api import Caller, CatalogApi, catalog_api, room
+from ptce.testing.helpers import eventually
+from ptce.testing.plugin import SettingsFactory
+from shared.http import create_app
+from shared.runtime import ServiceRuntime
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def next_monday(weeks: int = 0) -> date:
+    """A Monday at least two days ahead, outside the test offers' year-end closure."""
+    day = datetime.now(PARIS).date() + timedelta(days=2)
+    day += timedelta(days=(7 - day.weekday()) % 7)
+    day += timedelta(weeks=weeks)
+    while date(day.year, 12, 24) <= day or day <= date(day.year, 1, 1):
+        day += timedelta(weeks=1)
+    return day
+
+
+def at(day: date, hour: int, minute: int = 0) -> str:
+    return datetime.combine(day, time(hour, minute), PARIS).isoformat()
+
+
+@dataclass
+class Market:
+    catalog: CatalogApi
+    exchange: httpx.AsyncClient
+    runtime: ServiceRuntime
+    app_factory: Any
+
+    def on_exchange(self, caller: Caller) -> Caller:
+        return dataclasses.replace(caller, http=self.exchange)
+
+    async def published(self, owner: Caller, **overrides: Any) -> dict[str, Any]:
+        created = await owner.post("/offers", json=room(**overrides))
+        assert created.status_code == 201, created.text
+        published = await owner.post(f"/offers/{created.json()['id']}/publish")
+        assert published.status_code == 200, published.text
+        offer: dict[str, Any] = published.json()
+        await self.copied(offer["id"], offer["version"])
+        return offer
+
+    async def copied(self, offer_id: str, version: int) -> None:
+        async def arrived() -> bool:
+            async with self.runtime.session_factory() as session:
+                found = await session.scalar(
+                    select(offer_copy.c.version).where(offer_copy.c.id == uuid.UUID(offer_id))
+                )
+            return found == version
+
+        await eventually(arrived)
+
+
+@contextlib.asynccontextmanager
+async def market_api(service_settings: SettingsFactory) -> AsyncIterator[Market]:
+    """The catalog (with its workers) and the exchange in process, on fresh databases; the
+    exchange verifies tokens with the catalog's keys and copies its events."""
+    catalog_settings = await service_settings("catalog")
+    exchange_settings = await service_settings("exchange")
+    async with catalog_api(catalog_settings, workers=True) as catalog:
+
+        def catalog_keys(_runtime: ServiceRuntime) -> Any:
+            async def load() -> dict[str, Any]:
+                document: dict[str, Any] = (await catalog.http.get("/.well-known/jwks.json")).json()
+                return document
+
+            return load
+
+        # The exchange fetches the catalog's keys over HTTP (here, the in-process app).
+        definition = dataclasses.replace(EXCHANGE, key_loader=catalog_keys)
+
+        def app_factory() -> Any:
+            return create_app(definition, lambda: exchange_settings)
+
+        app = app_factory()
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://exchange") as http:
+                yield Market(catalog, http, app.state.runtime, app_factory)
+
+
+async def parties(market: Market) -> tuple[Caller, Caller, Caller]:
+    """A new pole's coordinator, and two members: a provider and a requester."""
+    coordinator = await market.catalog.new_pole()
+    provider = await market.catalog.new_member(coordinator)
+    requester = await market.catalog.new_member(coordinator)
+    return coordinator, provider, requester
