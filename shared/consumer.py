@@ -4,8 +4,9 @@ whatever Kafka redelivers.
 For each message, in partition order:
 1. parse it as a CloudEvent of a known type (a malformed message goes straight to
    ``<topic>.dlq``; an event of a type this consumer has no handler for is skipped);
-2. in one database transaction, record (source, id) in ``processed_event`` — a
-   duplicate finds it there and changes nothing — and apply the handler;
+2. in one database transaction (a unit of work), record (source, id) in
+   ``processed_event`` — a duplicate finds it there and changes nothing — and apply the
+   handler; the events a handler publishes reach the outbox in that same transaction;
 3. only after that commit, commit the Kafka offset (manual commits; a rebalance
    listener waits for the batch in progress before partitions move).
 
@@ -26,17 +27,17 @@ from aiokafka.abc import ConsumerRebalanceListener
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events.envelope import MalformedEvent, ReceivedEvent, from_kafka
 from shared.events.registry import dead_letter_topic, topic_name
 from shared.kafka import bounded, new_consumer, new_producer, stop_quietly
 from shared.logging import get_logger, request_id_var
 from shared.settings import KernelSettings
+from shared.uow import UnitOfWork
 
 log = get_logger(__name__)
 
-Handler = Callable[[AsyncSession, ReceivedEvent], Awaitable[None]]
+Handler = Callable[[UnitOfWork, ReceivedEvent], Awaitable[None]]
 AfterApply = Callable[[ReceivedEvent], Awaitable[None]]
 MAX_INFRA_BACKOFF_SECONDS = 5.0
 
@@ -142,7 +143,7 @@ class IdempotentConsumer:
         *,
         service: str,
         spec: ConsumerSpec,
-        session_factory: async_sessionmaker[AsyncSession],
+        unit_of_work: Callable[[], UnitOfWork],
         processed_event: Table,
         settings: KernelSettings,
         after_apply: AfterApply | None = None,
@@ -152,7 +153,7 @@ class IdempotentConsumer:
         starts from the earliest offset, which is how a copy is rebuilt from scratch."""
         self.service = service
         self.spec = spec
-        self._session_factory = session_factory
+        self._unit_of_work = unit_of_work
         self._processed = processed_event
         self.settings = settings
         self._after_apply = after_apply
@@ -317,8 +318,8 @@ class IdempotentConsumer:
 
     async def apply(self, event: ReceivedEvent, handler: Handler, *, topic: str) -> bool:
         """Apply one event in one transaction; False when it had already been applied."""
-        async with self._session_factory() as session, session.begin():
-            first_time = await session.scalar(
+        async with self._unit_of_work() as uow:
+            first_time = await uow.session.scalar(
                 insert(self._processed)
                 .values(
                     source=event.source,
@@ -333,7 +334,8 @@ class IdempotentConsumer:
             )
             if first_time is None:
                 return False
-            await handler(session, event)
+            await handler(uow, event)
+            await uow.commit()
         return True
 
     async def _dead_letter(self, message: ConsumerRecord, reason: str) -> None:

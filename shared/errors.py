@@ -91,6 +91,15 @@ class UnprocessableEntity(ProblemError):
     status, slug, title = 422, "validation-error", "Invalid request"
 
 
+class NotReadyYet(ProblemError):
+    """A fact this service learns from another one's events has not arrived yet."""
+
+    status, slug, title = 503, "not-ready-yet", "Not ready yet"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
 def problem_response(
     request: Request,
     *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +19,12 @@ from shared.settings import ServiceSettings
 
 log = get_logger("http")
 REQUEST_ID_HEADER = "x-request-id"
+# Paths whose last segment is a credential (a calendar feed's secret): never logged.
+SECRET_IN_PATH = re.compile(r"^(/calendars/)[^/]+$")
+
+
+def loggable_path(path: str) -> str:
+    return SECRET_IN_PATH.sub(r"\1…", path)
 
 
 class RequestIdMiddleware:
@@ -53,7 +60,7 @@ class RequestIdMiddleware:
                 log.info(
                     "request",
                     method=scope["method"],
-                    path=scope["path"],
+                    path=loggable_path(scope["path"]),
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )

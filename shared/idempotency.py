@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Header
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     func,
     select,
     update,
@@ -106,3 +108,9 @@ async def remember(
         .where(table.c.client_id == client_id, table.c.key == key)
         .values(status=status, response=body)
     )
+
+
+async def purge_keys(session: AsyncSession, table: Table, *, before: datetime) -> int:
+    """Forget the keys recorded before ``before``: a retry after that is a new request."""
+    result = await session.execute(delete(table).where(table.c.created_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)

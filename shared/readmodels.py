@@ -6,6 +6,7 @@ so redelivered, replayed or reordered snapshots never move a copy backwards.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import (
@@ -40,6 +41,7 @@ from shared.contracts.catalog import (
 )
 from shared.events.envelope import ReceivedEvent
 from shared.events.registry import EventPayload
+from shared.uow import UnitOfWork
 
 
 async def upsert_snapshot(
@@ -131,40 +133,62 @@ def offer_copy_table(metadata: MetaData) -> Table:
     )
 
 
-def snapshot_copy_handler(table: Table, snapshot: type[EventPayload], id_field: str) -> Handler:
+OnCopied = Callable[[UnitOfWork, EventPayload], Awaitable[None]]
+
+
+def snapshot_copy_handler(
+    table: Table,
+    snapshot: type[EventPayload],
+    id_field: str,
+    *,
+    on_copied: OnCopied | None = None,
+) -> Handler:
     """Keep ``table`` equal to the latest snapshot of each aggregate (by version).
 
     The snapshot's fields map to the table's columns of the same name; ``id_field`` is the
-    table's ``id``. Older or repeated snapshots change nothing.
+    table's ``id``. Older or repeated snapshots change nothing. ``on_copied`` reacts, in the
+    same transaction, to a snapshot that changed the copy (never to an older or repeated one).
     """
     columns = set(table.c.keys())
 
-    async def on_snapshot(session: AsyncSession, event: ReceivedEvent) -> None:
+    async def on_snapshot(uow: UnitOfWork, event: ReceivedEvent) -> None:
         assert isinstance(event.payload, snapshot)
         values = event.payload.model_dump()
         values["id"] = values.pop(id_field)
-        await upsert_snapshot(
-            session, table, {name: value for name, value in values.items() if name in columns}
+        changed = await upsert_snapshot(
+            uow.session, table, {name: value for name, value in values.items() if name in columns}
         )
+        if changed and on_copied is not None:
+            await on_copied(uow, event.payload)
 
     return on_snapshot
 
 
 def catalog_copy(
-    pole: Table, *, member: Table | None = None, offer: Table | None = None
+    pole: Table,
+    *,
+    member: Table | None = None,
+    offer: Table | None = None,
+    on_member_copied: OnCopied | None = None,
+    on_offer_copied: OnCopied | None = None,
 ) -> ConsumerSpec:
-    """The consumer that keeps a service's copies of the catalog's aggregates."""
+    """The consumer that keeps a service's copies of the catalog's aggregates (and runs the
+    service's reactions to the snapshots that changed them)."""
     on_pole = pole_copy_handler(pole)
     handlers: dict[str, Handler] = {
         PoleRegistered.event_spec.type: on_pole,
         PoleUpdated.event_spec.type: on_pole,
     }
     if member is not None:
-        on_member = snapshot_copy_handler(member, MemberSnapshot, "member_id")
+        on_member = snapshot_copy_handler(
+            member, MemberSnapshot, "member_id", on_copied=on_member_copied
+        )
         for member_event in (MemberRegistered, MemberUpdated, MemberLeft):
             handlers[member_event.event_spec.type] = on_member
     if offer is not None:
-        on_offer = snapshot_copy_handler(offer, OfferSnapshot, "offer_id")
+        on_offer = snapshot_copy_handler(
+            offer, OfferSnapshot, "offer_id", on_copied=on_offer_copied
+        )
         for offer_event in (OfferPublished, OfferUpdated, OfferPaused, OfferArchived):
             handlers[offer_event.event_spec.type] = on_offer
     return ConsumerSpec(name="catalog-copy", handlers=handlers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -16,7 +17,7 @@ from sqlalchemy import MetaData, Table, text
 
 from shared.auth import KeyLoader, Principal, TokenVerifier, remote_jwks
 from shared.consumer import AfterApply, ConsumerSpec, IdempotentConsumer
-from shared.db import create_engine, create_session_factory
+from shared.db import create_engine, create_session_factory, utcnow
 from shared.kafka import broker_reachable
 from shared.logging import get_logger
 from shared.migrations import current_revision, head_revision
@@ -25,6 +26,18 @@ from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """Work a service does on its own, every ``SCHEDULER_INTERVAL_SECONDS``.
+
+    ``run(runtime, now)`` returns how many things it did. Every replica runs it: a job must
+    be safe to run concurrently (``FOR UPDATE SKIP LOCKED``) and idempotent.
+    """
+
+    name: str
+    run: Callable[[ServiceRuntime, datetime], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class ServiceDefinition:
     """Where token-signing keys come from; by default the catalog's JWKS over HTTP."""
     principal_check: Callable[[ServiceRuntime, Principal], Awaitable[None]] | None = None
     """Refuses a verified caller that may no longer act (revoked client, member who left)."""
+    scheduled_jobs: Sequence[ScheduledJob] = ()
 
 
 class ServiceRuntime:
@@ -59,7 +73,7 @@ class ServiceRuntime:
             IdempotentConsumer(
                 service=definition.name,
                 spec=spec,
-                session_factory=self.session_factory,
+                unit_of_work=self.uow,
                 processed_event=definition.processed_event,
                 settings=settings,
                 after_apply=after_apply,
@@ -87,10 +101,25 @@ class ServiceRuntime:
         )
 
     def start_workers(self) -> None:
-        """Run the outbox relay and the consumers as background tasks of this process."""
+        """Run the outbox relay, the consumers and the scheduled jobs as background tasks."""
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         for consumer in self.consumers:
             self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.group_id))
+        for job in self.definition.scheduled_jobs:
+            self._tasks.append(asyncio.create_task(self._every_interval(job), name=job.name))
+
+    async def _every_interval(self, job: ScheduledJob) -> None:
+        while True:
+            try:
+                done = await job.run(self, utcnow())
+                if done:
+                    log.info("scheduled_job_done", job=job.name, count=done)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A database outage or a bug in one run must not stop the next ones.
+                log.exception("scheduled_job_failed", job=job.name)
+            await asyncio.sleep(self.settings.scheduler_interval_seconds)
 
     async def stop(self) -> None:
         pending = set(self._tasks)

@@ -90,6 +90,19 @@ class KernelSettings(BaseSettings):
         ge=1,
         description="Rows the relay publishes per batch.",
     )
+    scheduler_interval_seconds: float = Field(
+        validation_alias="SCHEDULER_INTERVAL_SECONDS",
+        default=30.0,
+        gt=0,
+        description="How often a service runs its scheduled jobs (expiring unanswered "
+        "requests, completing bookings, purging old keys).",
+    )
+    idempotency_key_retention_hours: float = Field(
+        validation_alias="IDEMPOTENCY_KEY_RETENTION_HOURS",
+        default=24.0,
+        gt=0,
+        description="How long an `Idempotency-Key` and its answer are kept for retries.",
+    )
     auth_issuer: str = Field(
         validation_alias="AUTH_ISSUER",
         default="ptce-catalog",

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Pole
 from catalog.poles import RegisterPole, UpdatePole, register_pole, update_pole
@@ -37,6 +36,7 @@ from shared.outbox import republish_since
 from shared.readmodels import pole_copy_handler
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
+from shared.uow import UnitOfWork
 
 
 @dataclass
@@ -198,8 +198,9 @@ async def test_an_older_snapshot_never_overwrites_a_newer_one(
     try:
         for version, name in [(2, "Nouveau nom"), (1, "Ancien nom")]:
             event = _received(pole_id, version=version, name=name)
-            async with exchange.session_factory() as session, session.begin():
-                await handler(session, event)
+            async with exchange.uow() as uow:
+                await handler(uow, event)
+                await uow.commit()
         async with exchange.session_factory() as session:
             row = (
                 await session.execute(select(exchange_pole).where(exchange_pole.c.id == pole_id))
@@ -289,9 +290,9 @@ async def test_a_consumer_killed_before_committing_its_offset_does_not_apply_twi
     calls: list[str] = []
     base_handler = pole_copy_handler(exchange_pole)
 
-    async def counting_handler(session: AsyncSession, event: ReceivedEvent) -> None:
+    async def counting_handler(uow: UnitOfWork, event: ReceivedEvent) -> None:
         calls.append(event.id)
-        await base_handler(session, event)
+        await base_handler(uow, event)
 
     spec = ConsumerSpec(
         name="catalog-copy", handlers={PoleRegistered.event_spec.type: counting_handler}
@@ -372,12 +373,12 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_bounded_retri
     attempts: list[str] = []
     base_handler = pole_copy_handler(exchange_pole)
 
-    async def fails_for_one_pole(session: AsyncSession, event: ReceivedEvent) -> None:
+    async def fails_for_one_pole(uow: UnitOfWork, event: ReceivedEvent) -> None:
         assert isinstance(event.payload, PoleRegistered)
         if event.payload.name == "Pôle maudit":
             attempts.append(event.id)
             raise ValueError("this pole cannot be copied")
-        await base_handler(session, event)
+        await base_handler(uow, event)
 
     spec = ConsumerSpec(
         name="catalog-copy", handlers={PoleRegistered.event_spec.type: fails_for_one_pole}
@@ -413,7 +414,7 @@ def _consumer(runtime: ServiceRuntime, spec: ConsumerSpec, **kwargs: object) -> 
     return IdempotentConsumer(
         service=runtime.name,
         spec=spec,
-        session_factory=runtime.session_factory,
+        unit_of_work=runtime.uow,
         processed_event=runtime.definition.processed_event,
         settings=runtime.settings,
         **kwargs,  # type: ignore[arg-type]

@@ -93,7 +93,7 @@ async def test_copies_follow_the_catalog_and_a_replay_rebuilds_them_exactly(
         replay = IdempotentConsumer(
             service="exchange",
             spec=CATALOG_COPY,
-            session_factory=rebuilt.session_factory,
+            unit_of_work=rebuilt.uow,
             processed_event=EXCHANGE.processed_event,
             settings=rebuilt_settings,
             group_suffix=".rebuild",

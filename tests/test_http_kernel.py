@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 
@@ -16,7 +17,7 @@ from ptce.embedded import free_port
 from ptce.testing.plugin import Infra, SettingsFactory, _create_database
 from shared.db import create_engine
 from shared.errors import PROBLEM_JSON, Conflict, install_problem_handlers
-from shared.http import RequestIdMiddleware, create_app
+from shared.http import RequestIdMiddleware, create_app, loggable_path
 from shared.settings import ServiceSettings
 
 SERVICES = ["catalog", "exchange", "ledger"]
@@ -142,3 +143,9 @@ async def test_business_errors_and_unreachable_database_and_bugs(infra: Infra) -
     assert bug.status_code == 500
     assert bug.headers["content-type"] == PROBLEM_JSON
     assert "a bug" not in bug.text  # internals are logged, not shown
+
+
+def test_a_secret_in_a_calendar_feeds_path_is_never_logged() -> None:
+    token = secrets.token_urlsafe(32)
+    assert token not in loggable_path(f"/calendars/{token}.ics")
+    assert loggable_path("/requests/42/accept") == "/requests/42/accept"

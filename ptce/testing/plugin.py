@@ -140,6 +140,7 @@ async def service_settings(infra: Infra, topic_prefix: str) -> AsyncIterator[Set
             kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
             kafka_topic_prefix=topic_prefix,
             kafka_timeout_seconds=5.0,
+            scheduler_interval_seconds=0.5,
             consumer_retry_backoff_seconds=0.05,
             db_pool_size=5,
         )
