@@ -242,7 +242,7 @@ async def test_a_service_is_requested_for_a_quantity(market: Market) -> None:
 
 
 async def test_every_exchange_endpoint_but_health_wants_a_token(market: Market) -> None:
-    assert await walk_without_token(market.exchange, public=set()) >= 5
+    assert await walk_without_token(market.exchange, public={"/calendars/{token}.ics"}) >= 5
 
 
 async def _shift(market: Market, request_id: str, start_in: timedelta, length: timedelta) -> None:
@@ -351,3 +351,19 @@ async def test_one_idempotency_key_creates_one_booking_even_across_a_restart(
     assert created == 1
     # Without a key, the same request is a new booking (capacity five allows it).
     assert (await ex.post("/requests", json=ask)).status_code == 201
+
+
+async def test_a_request_before_the_poles_settings_arrived_is_told_to_retry(
+    market: Market,
+) -> None:
+    _, provider, requester = await parties(market)
+    offer = await market.published(provider)
+    # As if the offer's event had overtaken its pole's (they travel on other partitions).
+    async with market.runtime.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM pole WHERE id = :id"), {"id": provider.pole_id})
+    day = next_monday()
+    early = await market.on_exchange(requester).post(
+        "/requests", json={"offer_id": offer["id"], "start": at(day, 9), "end": at(day, 10)}
+    )
+    assert problem(early, 503)
+    assert early.headers["retry-after"] == "1"

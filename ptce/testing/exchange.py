@@ -12,9 +12,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from exchange.models import offer as offer_copy
+from exchange.models import pole as pole_copy
 from exchange.service import DEFINITION as EXCHANGE
 from ptce.testing.api import Caller, CatalogApi, catalog_api, room
 from ptce.testing.helpers import eventually
@@ -58,13 +59,51 @@ class Market:
         await self.copied(offer["id"], offer["version"])
         return offer
 
-    async def copied(self, offer_id: str, version: int) -> None:
+    async def set_rules(self, coordinator: Caller, **rules: int) -> None:
+        """Change the pole's exchange rules in the catalog; wait until the exchange has them."""
+        current = await coordinator.get("/pole")
+        changed = await coordinator.patch(
+            "/pole", json={"exchange_rules": rules}, headers={"If-Match": current.headers["etag"]}
+        )
+        assert changed.status_code == 200, changed.text
+        pole_id = uuid.UUID(changed.json()["id"])
+
         async def arrived() -> bool:
             async with self.runtime.session_factory() as session:
-                found = await session.scalar(
-                    select(offer_copy.c.version).where(offer_copy.c.id == uuid.UUID(offer_id))
+                copied = await session.scalar(
+                    select(pole_copy.c.exchange_rules).where(pole_copy.c.id == pole_id)
                 )
-            return found == version
+            return copied is not None and rules.items() <= copied.items()
+
+        await eventually(arrived)
+
+    async def shift_period(
+        self, request_id: str, *, start_in: timedelta, length: timedelta
+    ) -> None:
+        """Move a request's period relative to now (the API only books ahead of time)."""
+        async with self.runtime.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE booking_request "
+                    "SET period = tstzrange(now() + :a, now() + :a + :b, '[)') WHERE id = :id"
+                ),
+                {"a": start_in, "b": length, "id": uuid.UUID(request_id)},
+            )
+
+    async def copied(self, offer_id: str, version: int) -> None:
+        """Wait until the exchange has this version of the offer, and its pole (whose event
+        travels on another partition and may come later)."""
+
+        async def arrived() -> bool:
+            async with self.runtime.session_factory() as session:
+                found = (
+                    await session.execute(
+                        select(offer_copy.c.version, pole_copy.c.id)
+                        .outerjoin(pole_copy, pole_copy.c.id == offer_copy.c.pole_id)
+                        .where(offer_copy.c.id == uuid.UUID(offer_id))
+                    )
+                ).first()
+            return found is not None and found.version == version and found.id is not None
 
         await eventually(arrived)
 

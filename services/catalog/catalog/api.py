@@ -127,7 +127,7 @@ async def get_pole(runtime: RuntimeDep, principal: CurrentPrincipal, response: R
 @router.patch(
     "/pole",
     tags=["poles"],
-    summary="Change the pole's name, territory or time zone (coordinator)",
+    summary="Change the pole's name, territory, time zone or exchange rules (coordinator)",
     responses={412: {"description": "If-Match does not name the current version"}},
 )
 async def patch_pole(

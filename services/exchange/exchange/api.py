@@ -3,29 +3,38 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select, tuple_
 
 from exchange.models import booking_request
 from exchange.models import idempotency_key as idempotency_table
 from exchange.requests import (
+    CancelSeries,
     MoveBody,
     NewRequest,
+    NewSeries,
+    cancel_series,
     create_request,
+    create_series,
     move,
+    object_to_completion,
     request_fields,
     request_of_pole,
+    series_rows,
 )
-from shared.auth import CurrentPrincipal, Role
+from shared.auth import CurrentPrincipal, Principal, Role
 from shared.contracts.exchange import FrozenTerms
 from shared.http import RuntimeDep
 from shared.idempotency import IdempotencyKey, claim, fingerprint, remember
 from shared.pagination import Page, PageRequest, encode_cursor, page_request
+from shared.runtime import ServiceRuntime
+from shared.uow import UnitOfWork
 from shared.versioning import etag, set_etag
 
 router = APIRouter(tags=["requests"])
@@ -46,6 +55,9 @@ class RequestOut(BaseModel):
     late: bool
     quantity_used: Decimal | None
     terms: FrozenTerms | None
+    series_id: uuid.UUID | None
+    objection: str | None
+    answer_by: datetime | None = Field(description="A pending request expires then.")
     version: int
     created_at: datetime
 
@@ -54,8 +66,49 @@ def _out(row: Any, response: Response | None = None) -> RequestOut:
     if response is not None:
         set_etag(response, row.version)
     return RequestOut(
-        id=row.id, message=row.message, created_at=row.created_at, **request_fields(row)
+        id=row.id,
+        message=row.message,
+        answer_by=row.answer_by if row.state == "requested" else None,
+        created_at=row.created_at,
+        **request_fields(row),
     )
+
+
+async def _idempotent_create(
+    runtime: ServiceRuntime,
+    principal: Principal,
+    *,
+    idempotency_key: str | None,
+    route: str,
+    body: BaseModel,
+    create: Callable[[UnitOfWork], Awaitable[str]],
+) -> str:
+    """Run ``create`` (which answers a JSON body) once per ``Idempotency-Key``: a retry gets
+    the first answer's bytes; without a key, every call creates."""
+    async with runtime.uow() as uow:
+        if idempotency_key is not None:
+            request_fingerprint = fingerprint(route, body.model_dump_json())
+            replay = await claim(
+                uow.session,
+                idempotency_table,
+                client_id=principal.client_id,
+                key=idempotency_key,
+                request_fingerprint=request_fingerprint,
+            )
+            if replay is not None:
+                return replay.body
+        answer_json = await create(uow)
+        if idempotency_key is not None:
+            await remember(
+                uow.session,
+                idempotency_table,
+                client_id=principal.client_id,
+                key=idempotency_key,
+                status=201,
+                body=answer_json,
+            )
+        await uow.commit()
+    return answer_json
 
 
 @router.post(
@@ -71,42 +124,132 @@ async def post_request(
     body: NewRequest,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    async with runtime.uow() as uow:
-        if idempotency_key is not None:
-            request_fingerprint = fingerprint("POST /requests", body.model_dump_json())
-            replay = await claim(
-                uow.session,
-                idempotency_table,
-                client_id=principal.client_id,
-                key=idempotency_key,
-                request_fingerprint=request_fingerprint,
-            )
-            if replay is not None:
-                return _created(replay.body)
-        row = await create_request(uow, principal, body)
-        answer = _out(row)
-        answer_json = answer.model_dump_json()
-        if idempotency_key is not None:
-            await remember(
-                uow.session,
-                idempotency_table,
-                client_id=principal.client_id,
-                key=idempotency_key,
-                status=201,
-                body=answer_json,
-            )
-        await uow.commit()
-    return _created(answer_json)
+    async def create(uow: UnitOfWork) -> str:
+        return _out(await create_request(uow, principal, body)).model_dump_json()
 
-
-def _created(answer_json: str) -> Response:
+    answer_json = await _idempotent_create(
+        runtime,
+        principal,
+        idempotency_key=idempotency_key,
+        route="POST /requests",
+        body=body,
+        create=create,
+    )
     answer = RequestOut.model_validate_json(answer_json)
+    return _created(answer_json, f"/requests/{answer.id}", etag(answer.version))
+
+
+def _created(answer_json: str, location: str, entity_tag: str | None = None) -> Response:
+    headers = {"Location": location}
+    if entity_tag is not None:
+        headers["ETag"] = entity_tag
     return Response(
         answer_json,
         status_code=status.HTTP_201_CREATED,
         media_type="application/json",
-        headers={"Location": f"/requests/{answer.id}", "ETag": etag(answer.version)},
+        headers=headers,
     )
+
+
+class OccurrenceConflict(BaseModel):
+    start: datetime
+    end: datetime
+    detail: str
+    conflicting_period: dict[str, datetime] | None = None
+
+
+class SeriesOut(BaseModel):
+    series_id: uuid.UUID
+    booked: list[RequestOut] = Field(description="Occurrences booked, in order.")
+    conflicts: list[OccurrenceConflict] = Field(
+        description="Occurrences that could not be booked, and why (partial series only)."
+    )
+
+
+@router.post(
+    "/series",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SeriesOut,
+    summary="Book a period every week (all or nothing, or partial: the caller's choice)",
+    responses={
+        409: {"description": "Occurrences cannot be booked (all or nothing): they are listed"}
+    },
+)
+async def post_series(
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    body: NewSeries,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def create(uow: UnitOfWork) -> str:
+        outcome = await create_series(uow, principal, body)
+        return SeriesOut(
+            series_id=outcome.series_id,
+            booked=[_out(row) for row in outcome.booked],
+            conflicts=[OccurrenceConflict.model_validate(c) for c in outcome.conflicts],
+        ).model_dump_json()
+
+    answer_json = await _idempotent_create(
+        runtime,
+        principal,
+        idempotency_key=idempotency_key,
+        route="POST /series",
+        body=body,
+        create=create,
+    )
+    series_id = SeriesOut.model_validate_json(answer_json).series_id
+    return _created(answer_json, f"/series/{series_id}")
+
+
+class SeriesState(BaseModel):
+    series_id: uuid.UUID
+    occurrences: list[RequestOut]
+
+
+@router.get("/series/{series_id}", summary="The occurrences of a weekly series")
+async def get_series(
+    runtime: RuntimeDep, principal: CurrentPrincipal, series_id: uuid.UUID
+) -> SeriesState:
+    async with runtime.session_factory() as session:
+        rows = await series_rows(session, principal, series_id)
+    return SeriesState(series_id=series_id, occurrences=[_out(row) for row in rows])
+
+
+@router.post(
+    "/series/{series_id}/cancel",
+    summary="Cancel the rest of a series: its occurrences from a date on (now by default)",
+)
+async def post_cancel_series(
+    runtime: RuntimeDep, principal: CurrentPrincipal, series_id: uuid.UUID, body: CancelSeries
+) -> SeriesState:
+    async with runtime.uow() as uow:
+        moved = await cancel_series(uow, principal, series_id, body)
+        await uow.commit()
+    return SeriesState(series_id=series_id, occurrences=[_out(row) for row in moved])
+
+
+class Objection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+@router.post(
+    "/requests/{request_id}/object",
+    summary="Object to the automatic completion of a booking (either side)",
+    responses={409: {"description": "Not an accepted booking, or already objected to"}},
+)
+async def post_objection(
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    request_id: uuid.UUID,
+    body: Objection,
+    response: Response,
+) -> RequestOut:
+    async with runtime.uow() as uow:
+        row = await object_to_completion(uow, principal, request_id, body.reason)
+        await uow.commit()
+    return _out(row, response)
 
 
 @router.get("/requests/{request_id}", summary="A request the caller is a party to")

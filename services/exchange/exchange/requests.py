@@ -7,8 +7,10 @@ Who may move a request, and from where:
 | requested | accepted | the provider (automatic for instant-booking offers) |
 | requested | declined | the provider, with a reason |
 | requested | withdrawn | the requester |
-| accepted | cancelled | either side, with a reason; late when within 48 h of the start |
-| accepted | completed | the provider, once started, with the quantity used (booked by default) |
+| requested | expired | the scheduler, when no answer came by ``answer_by`` (deadlines.py) |
+| accepted | cancelled | either side, with a reason; late when close to the start (pole rule) |
+| accepted | completed | the provider, once started, with the quantity used (booked by default); |
+| | | or the scheduler after the end plus the pole's grace, unless a party objected |
 | accepted | no_show | the provider, once started |
 
 "The provider" is the offer's owner, or the pole's coordinator acting for it.
@@ -19,12 +21,15 @@ an accepted one, so two members cannot both be promised the same room.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time, timedelta
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from asyncpg.exceptions import ExclusionViolationError
+from fastapi.encoders import jsonable_encoder
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import Range
@@ -33,19 +38,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.models import HOLDING_STATES, booking_request, offer, pole
 from shared.auth import Principal, Role
+from shared.contracts.catalog import ExchangeRules
 from shared.contracts.exchange import (
     FrozenTerms,
     RequestAccepted,
     RequestCancelled,
     RequestCompleted,
     RequestDeclined,
+    RequestExpired,
     RequestNoShow,
+    RequestObjected,
     RequestRequested,
     RequestSnapshot,
     RequestWithdrawn,
 )
 from shared.db import utcnow
-from shared.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.errors import Conflict, Forbidden, NotFound, NotReadyYet, UnprocessableEntity
 from shared.uow import UnitOfWork
 
 PERIOD_KINDS = ("premises", "equipment", "staff_time")
@@ -83,7 +91,6 @@ class MoveBody(BaseModel):
     quantity_used: Decimal | None = Field(default=None, ge=0, le=100_000, decimal_places=2)
 
 
-LATE_CANCELLATION = timedelta(hours=48)
 ALLOWED: dict[str, dict[str, str]] = {
     "requested": {"accept": "accepted", "decline": "declined", "withdraw": "withdrawn"},
     "accepted": {"cancel": "cancelled", "complete": "completed", "no_show": "no_show"},
@@ -97,6 +104,7 @@ EVENTS: dict[str, type[RequestSnapshot]] = {
     "cancelled": RequestCancelled,
     "completed": RequestCompleted,
     "no_show": RequestNoShow,
+    "expired": RequestExpired,
 }
 
 
@@ -134,7 +142,7 @@ def _within_opening_hours(availability: dict[str, Any], start: datetime, end: da
     return starts_open and ends_open
 
 
-def _closed_on(availability: dict[str, Any], start: datetime, end: datetime) -> str | None:
+def closed_on(availability: dict[str, Any], start: datetime, end: datetime) -> str | None:
     last_day = (end - timedelta(microseconds=1)).date()
     for closure in availability.get("closures", []):
         if (
@@ -163,7 +171,7 @@ def check_period(
         raise _invalid("end", f"longer than the maximum of {high} minutes")
     if not _within_opening_hours(availability, local_start, local_end):
         raise _invalid("start", f"outside the opening hours ({time_zone})")
-    if closure := _closed_on(availability, local_start, local_end):
+    if closure := closed_on(availability, local_start, local_end):
         raise _invalid("start", f"the offer is closed: {closure}")
 
 
@@ -240,7 +248,7 @@ async def _overlapping(
     )
 
 
-def _peak(period: Range[datetime], others: list[Any]) -> tuple[int, Any]:
+def peak_holds(period: Range[datetime], others: list[Any]) -> tuple[int, Any]:
     """The most holds at one instant of ``period`` (checked where each hold begins)."""
     assert period.lower is not None
     instants = [period.lower, *[o.period.lower for o in others if o.period.lower > period.lower]]
@@ -266,6 +274,52 @@ def _conflict(period: Any, with_row: Any) -> Conflict:
     )
 
 
+EPSILON_HOURS = 1e-9
+
+
+class Hold(NamedTuple):
+    """A committed period of an offer (a ``booking_request`` row has the same ``period``)."""
+
+    period: Range[datetime]
+
+
+def week_of(moment: datetime, zone: ZoneInfo) -> date:
+    """The local Monday of ``moment``'s ISO week."""
+    local = moment.astimezone(zone).date()
+    return local - timedelta(days=local.weekday())
+
+
+def hours_by_week(holds: Iterable[Any], zone: ZoneInfo) -> dict[date, float]:
+    """Hours held per week, each hold counted whole in the week it starts (as requests do)."""
+    used: dict[date, float] = {}
+    for hold in holds:
+        week = week_of(hold.period.lower, zone)
+        hours = (hold.period.upper - hold.period.lower).total_seconds() / 3600
+        used[week] = used.get(week, 0.0) + hours
+    return used
+
+
+def weekly_cap_exceeded(
+    cap: float, period: Range[datetime], holds: Iterable[Any], zone: ZoneInfo
+) -> bool:
+    """Whether a request for ``period`` would go past the weekly cap of a staff time, given
+    the offer's holds (those outside the weeks the period touches are ignored)."""
+    assert period.lower is not None
+    assert period.upper is not None
+    local_start = period.lower.astimezone(zone)
+    week_start = datetime.combine(
+        local_start.date() - timedelta(days=local_start.weekday()), time(0), zone
+    )
+    week_end = datetime.combine(
+        period.upper.astimezone(zone).date() + timedelta(days=7), time(0), zone
+    )
+    seen = [
+        hold for hold in holds if hold.period.lower < week_end and week_start < hold.period.upper
+    ]
+    used = hours_by_week([*seen, Hold(period)], zone)
+    return any(hours > cap + EPSILON_HOURS for hours in used.values())
+
+
 async def _check_weekly_cap(
     session: AsyncSession, offer_row: Any, period: Range[datetime], time_zone: str
 ) -> None:
@@ -274,59 +328,81 @@ async def _check_weekly_cap(
         return
     assert period.lower is not None
     assert period.upper is not None
-    zone = ZoneInfo(time_zone)
-    local_start = period.lower.astimezone(zone)
-    week_start = datetime.combine(
-        local_start.date() - timedelta(days=local_start.weekday()), time(0), zone
-    )
-    week_end = datetime.combine(
-        period.upper.astimezone(zone).date() + timedelta(days=7), time(0), zone
-    )
-    hours_by_week: dict[int, float] = {}
-    rows = await _overlapping(session, offer_row.id, Range(week_start, week_end, bounds="[)"))
-    for existing in [*[r.period for r in rows], period]:
-        week = existing.lower.astimezone(zone).isocalendar()
-        key = week.year * 100 + week.week
-        hours = (existing.upper - existing.lower).total_seconds() / 3600
-        hours_by_week[key] = hours_by_week.get(key, 0.0) + hours
-    over = {week: hours for week, hours in hours_by_week.items() if hours > float(cap) + 1e-9}
-    if over:
+    # Holds of the weeks the period touches (each counts in the week it starts).
+    around = Range(period.lower - timedelta(days=8), period.upper + timedelta(days=8), bounds="[)")
+    holds = await _overlapping(session, offer_row.id, around)
+    if weekly_cap_exceeded(float(cap), period, holds, ZoneInfo(time_zone)):
         raise Conflict(
             f"This would exceed the {cap} hours a week this staff time can be shared.",
             extra={"max_hours_per_week": float(cap)},
         )
 
 
-async def create_request(uow: UnitOfWork, principal: Principal, command: NewRequest) -> Any:
+async def _requestable_offer(
+    session: AsyncSession, principal: Principal, offer_id: uuid.UUID
+) -> tuple[Any, Any]:
+    """The offer, locked, if the caller may request it now; and its pole's settings."""
     if principal.role is Role.auditor:
         raise Forbidden("An auditor's client may only read.")
-    session = uow.session
-    offer_row = await _locked_offer(session, principal, command.offer_id)
+    offer_row = await _locked_offer(session, principal, offer_id)
     if offer_row.state != "published":
         raise Conflict(f"The offer is {offer_row.state}: it takes no requests.")
     if offer_row.owner_id == principal.member_id:
         raise _invalid("offer_id", "an offer cannot be requested by its own owner")
-    settings = (await session.execute(select(pole).where(pole.c.id == principal.pole_id))).one()
+    return offer_row, await pole_of(session, principal.pole_id)
+
+
+async def pole_of(session: AsyncSession, pole_id: uuid.UUID) -> Any:
+    """The copy of a pole's settings; 503 (retry) in the moment before the catalog's event
+    announcing it has arrived (its offers' events may come first: other partitions)."""
+    row = (await session.execute(select(pole).where(pole.c.id == pole_id))).first()
+    if row is None:
+        raise NotReadyYet("This pole's settings have not reached the exchange yet; retry.")
+    return row
+
+
+def rules_of(pole_row: Any) -> ExchangeRules:
+    return ExchangeRules.model_validate(pole_row.exchange_rules or {})
+
+
+async def _checked_period(
+    session: AsyncSession, offer_row: Any, pole_row: Any, *, start: datetime, end: datetime
+) -> tuple[Range[datetime], Decimal]:
+    """The period against the offer's rules and its holds (capacity, weekly cap): 422 or
+    409, or the period's range and quantity."""
+    period = Range(start, end, bounds="[)")
+    check_period(offer_row, pole_row.time_zone, start, end, utcnow())
+    quantity = quantity_of(offer_row.unit, start, end, pole_row.time_zone)
+    peak, at = peak_holds(period, await _overlapping(session, offer_row.id, period))
+    if peak + 1 > offer_row.capacity:
+        raise _conflict(period, at)
+    if offer_row.kind == "staff_time":
+        await _check_weekly_cap(session, offer_row, period, pole_row.time_zone)
+    return period, quantity
+
+
+async def _insert_request(
+    uow: UnitOfWork,
+    principal: Principal,
+    offer_row: Any,
+    pole_row: Any,
+    *,
+    period: Range[datetime] | None,
+    quantity: Decimal,
+    message: str,
+    series_id: uuid.UUID | None = None,
+) -> Any:
+    """Record a checked request (accepted at once for an instant-booking offer), and its
+    events; the exclusion constraint has the last word on capacity one."""
+    session = uow.session
     now = utcnow()
-    period: Range[datetime] | None = None
-    if offer_row.kind in PERIOD_KINDS:
-        if command.start is None or command.end is None:
-            raise _invalid("start", f"a {offer_row.kind} offer is booked for a period")
-        period = Range(command.start, command.end, bounds="[)")
-        check_period(offer_row, settings.time_zone, command.start, command.end, now)
-        quantity = quantity_of(offer_row.unit, command.start, command.end, settings.time_zone)
-        peak, at = _peak(period, await _overlapping(session, offer_row.id, period))
-        if peak + 1 > offer_row.capacity:
-            raise _conflict(period, at)
-        if offer_row.kind == "staff_time":
-            await _check_weekly_cap(session, offer_row, period, settings.time_zone)
-    else:
-        if command.quantity is None:
-            raise _invalid("quantity", "a service is requested for a quantity")
-        quantity = command.quantity
     instant = offer_row.booking_mode == "instant"
-    state = "accepted" if instant else "requested"
-    terms = freeze_terms(offer_row, quantity, settings.currency) if instant else None
+    answer_by = None
+    if not instant:
+        answer_by = now + timedelta(hours=rules_of(pole_row).answer_within_hours)
+        if period is not None and period.lower is not None:
+            answer_by = min(answer_by, period.lower)
+    terms = freeze_terms(offer_row, quantity, pole_row.currency) if instant else None
     values = {
         "id": uuid.uuid4(),
         "pole_id": principal.pole_id,
@@ -336,10 +412,12 @@ async def create_request(uow: UnitOfWork, principal: Principal, command: NewRequ
         "requester_id": principal.member_id,
         "period": period,
         "quantity": quantity,
-        "message": command.message,
-        "state": state,
+        "message": message,
+        "state": "accepted" if instant else "requested",
         "exclusive": offer_row.capacity == 1,
         "terms": terms.model_dump(mode="json") if terms else None,
+        "answer_by": answer_by,
+        "series_id": series_id,
         "version": 1,
         "created_at": now,
         "updated_at": now,
@@ -357,6 +435,139 @@ async def create_request(uow: UnitOfWork, principal: Principal, command: NewRequ
     if instant:
         uow.publish(snapshot(RequestAccepted, row))
     return row
+
+
+async def create_request(uow: UnitOfWork, principal: Principal, command: NewRequest) -> Any:
+    offer_row, pole_row = await _requestable_offer(uow.session, principal, command.offer_id)
+    period: Range[datetime] | None = None
+    if offer_row.kind in PERIOD_KINDS:
+        if command.start is None or command.end is None:
+            raise _invalid("start", f"a {offer_row.kind} offer is booked for a period")
+        period, quantity = await _checked_period(
+            uow.session, offer_row, pole_row, start=command.start, end=command.end
+        )
+    else:
+        if command.quantity is None:
+            raise _invalid("quantity", "a service is requested for a quantity")
+        quantity = command.quantity
+    return await _insert_request(
+        uow,
+        principal,
+        offer_row,
+        pole_row,
+        period=period,
+        quantity=quantity,
+        message=command.message,
+    )
+
+
+class NewSeries(BaseModel):
+    """Book the same period every week: the first occurrence and how many weeks in all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offer_id: uuid.UUID
+    start: AwareDatetime = Field(description="Start of the first occurrence, with its offset.")
+    end: AwareDatetime = Field(description="End of the first occurrence (excluded).")
+    weeks: int = Field(ge=2, le=52, description="Occurrences, one a week, the first included.")
+    all_or_nothing: bool = Field(
+        default=True,
+        description="True: any occurrence that cannot be booked books none (409 listing them). "
+        "False: the occurrences that can be booked are, the others are listed.",
+    )
+    message: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _period(self) -> NewSeries:
+        if self.end <= self.start:
+            raise ValueError("end must be after start (periods are [start, end), never empty)")
+        if self.end - self.start > timedelta(weeks=1):
+            raise ValueError("a weekly occurrence lasts one week at most")
+        return self
+
+
+def weekly_occurrences(
+    start: datetime, end: datetime, weeks: int, time_zone: str
+) -> list[tuple[datetime, datetime]]:
+    """The same local wall-clock times every week: 9:00 stays 9:00 across a time change."""
+    zone = ZoneInfo(time_zone)
+    local_start = start.astimezone(zone).replace(tzinfo=None)
+    local_end = end.astimezone(zone).replace(tzinfo=None)
+    return [
+        (
+            (local_start + timedelta(weeks=week)).replace(tzinfo=zone),
+            (local_end + timedelta(weeks=week)).replace(tzinfo=zone),
+        )
+        for week in range(weeks)
+    ]
+
+
+@dataclass(frozen=True)
+class SeriesOutcome:
+    series_id: uuid.UUID
+    booked: list[Any]
+    conflicts: list[dict[str, Any]]
+
+
+async def create_series(uow: UnitOfWork, principal: Principal, command: NewSeries) -> SeriesOutcome:
+    """Every occurrence is checked like a single request, in one transaction under the
+    offer's lock; all or nothing, or partial, as the caller chose."""
+    session = uow.session
+    offer_row, pole_row = await _requestable_offer(session, principal, command.offer_id)
+    if offer_row.kind not in PERIOD_KINDS:
+        raise _invalid("offer_id", "only an offer booked for periods can be booked weekly")
+    series_id = uuid.uuid4()
+    booked: list[Any] = []
+    conflicts: list[dict[str, Any]] = []
+    for start, end in weekly_occurrences(
+        command.start, command.end, command.weeks, pole_row.time_zone
+    ):
+        try:
+            async with session.begin_nested():
+                period, quantity = await _checked_period(
+                    session, offer_row, pole_row, start=start, end=end
+                )
+                row = await _insert_request(
+                    uow,
+                    principal,
+                    offer_row,
+                    pole_row,
+                    period=period,
+                    quantity=quantity,
+                    message=command.message,
+                    series_id=series_id,
+                )
+        except (Conflict, UnprocessableEntity) as refused:
+            conflicts.append(
+                {"start": start, "end": end, "detail": refused.detail, **refused.extra}
+            )
+        else:
+            booked.append(row)
+    if conflicts and (command.all_or_nothing or not booked):
+        raise Conflict(
+            f"{len(conflicts)} of {command.weeks} occurrences cannot be booked"
+            + ("; none was." if command.all_or_nothing else "."),
+            extra={"conflicts": jsonable_encoder(conflicts)},
+        )
+    return SeriesOutcome(series_id=series_id, booked=booked, conflicts=conflicts)
+
+
+async def move_where(
+    uow: UnitOfWork, condition: Any, changes: dict[str, Any], event: type[RequestSnapshot]
+) -> list[Any]:
+    """Move every request ``condition`` selects at once (the system's moves: deadlines,
+    reactions to the catalog), each with its event."""
+    rows = (
+        await uow.session.execute(
+            update(booking_request)
+            .where(condition)
+            .values(version=booking_request.c.version + 1, **changes)
+            .returning(*booking_request.c)
+        )
+    ).all()
+    for row in rows:
+        uow.publish(snapshot(event, row))
+    return list(rows)
 
 
 async def _reload(session: AsyncSession, request_id: uuid.UUID) -> Any:
@@ -379,6 +590,8 @@ def request_fields(row: Any) -> dict[str, Any]:
         "late": row.late,
         "quantity_used": row.quantity_used,
         "terms": FrozenTerms.model_validate(row.terms) if row.terms else None,
+        "series_id": row.series_id,
+        "objection": row.objection,
         "version": row.version,
     }
 
@@ -434,7 +647,8 @@ async def move(
             extra={"state": row.state, "allowed": sorted(ALLOWED[row.state])},
         )
     if action == "cancel":
-        changes["late"] = row.period is not None and now > row.period.lower - LATE_CANCELLATION
+        late_within = timedelta(hours=(await _rules(session, row.pole_id)).late_cancellation_hours)
+        changes["late"] = row.period is not None and now > row.period.lower - late_within
     if action == "complete":
         changes["quantity_used"] = (
             body.quantity_used if body.quantity_used is not None else row.quantity
@@ -450,6 +664,93 @@ async def move(
     )
     moved = await _reload(session, row.id)
     uow.publish(snapshot(EVENTS[target], moved))
+    return moved
+
+
+async def _rules(session: AsyncSession, pole_id: uuid.UUID) -> ExchangeRules:
+    return rules_of(await pole_of(session, pole_id))
+
+
+async def object_to_completion(
+    uow: UnitOfWork, principal: Principal, request_id: uuid.UUID, reason: str
+) -> Any:
+    """A party stops the automatic completion of an accepted booking: the provider (or the
+    coordinator) then completes it, with the quantity used, or records a no-show."""
+    session = uow.session
+    row = await request_of_pole(session, principal, request_id, lock=True)
+    if principal.role is Role.auditor:
+        raise Forbidden("An auditor's client may only read.")
+    if row.state != "accepted":
+        raise Conflict(
+            f"A {row.state} request is not waiting for its completion.",
+            extra={"state": row.state, "allowed": sorted(ALLOWED.get(row.state, {}))},
+        )
+    if row.objection is not None:
+        raise Conflict("Someone already objected to its automatic completion.")
+    await session.execute(
+        update(booking_request)
+        .where(booking_request.c.id == row.id)
+        .values(objection=reason, version=row.version + 1, updated_at=utcnow())
+    )
+    objected = await _reload(session, row.id)
+    uow.publish(snapshot(RequestObjected, objected))
+    return objected
+
+
+class CancelSeries(BaseModel):
+    """Cancel the rest of a weekly series: its occurrences starting from ``from``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    reason: str = Field(min_length=1, max_length=1000)
+    from_: AwareDatetime | None = Field(
+        default=None, alias="from", description="Default: now (what has started stays)."
+    )
+
+
+async def series_rows(
+    session: AsyncSession, principal: Principal, series_id: uuid.UUID
+) -> list[Any]:
+    """The occurrences of a series the caller may see (404 when none)."""
+    rows = (
+        await session.execute(
+            select(booking_request)
+            .where(
+                booking_request.c.series_id == series_id,
+                booking_request.c.pole_id == principal.pole_id,
+            )
+            .order_by(func.lower(booking_request.c.period))
+        )
+    ).all()
+    visible = [
+        row
+        for row in rows
+        if principal.role in (Role.coordinator, Role.auditor)
+        or principal.member_id in (row.provider_id, row.requester_id)
+    ]
+    if not visible:
+        raise NotFound("No such series for you in your pole.")
+    return visible
+
+
+async def cancel_series(
+    uow: UnitOfWork, principal: Principal, series_id: uuid.UUID, command: CancelSeries
+) -> list[Any]:
+    """Each remaining occurrence moves as if one by one: accepted ones are cancelled, pending
+    ones withdrawn (by the requester) or declined (by the provider), with the reason."""
+    rows = await series_rows(uow.session, principal, series_id)
+    since = command.from_ or utcnow()
+    moved = []
+    for row in rows:
+        if row.state not in ALLOWED or row.period.lower < since:
+            continue
+        if row.state == "accepted":
+            action = "cancel"
+        elif principal.member_id == row.requester_id:
+            action = "withdraw"
+        else:
+            action = "decline"
+        moved.append(await move(uow, principal, row.id, action, MoveBody(reason=command.reason)))
     return moved
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from exchange.api import router
+from exchange.availability import router as availability_router
+from exchange.calendars import router as calendar_router
+from exchange.deadlines import SCHEDULED_JOBS
 from exchange.models import ExchangeModel, member, offer, outbox, pole, processed_event
+from exchange.reactions import on_member_copied, on_offer_copied
 from shared.auth import Principal
 from shared.errors import Unauthorized
 from shared.http import create_app
@@ -13,7 +17,13 @@ from shared.readmodels import catalog_copy
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import ExchangeSettings
 
-CATALOG_COPY = catalog_copy(pole, member=member, offer=offer)
+CATALOG_COPY = catalog_copy(
+    pole,
+    member=member,
+    offer=offer,
+    on_member_copied=on_member_copied,
+    on_offer_copied=on_offer_copied,
+)
 
 
 async def _still_member(runtime: ServiceRuntime, principal: Principal) -> None:
@@ -33,8 +43,9 @@ DEFINITION = ServiceDefinition(
     outbox=outbox,
     processed_event=processed_event,
     consumers=[CATALOG_COPY],
-    routers=(router,),
+    routers=(router, calendar_router, availability_router),
     principal_check=_still_member,
+    scheduled_jobs=SCHEDULED_JOBS,
 )
 
 app = create_app(DEFINITION, ExchangeSettings)
