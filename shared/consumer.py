@@ -12,8 +12,9 @@ For each message, in partition order:
 
 A handler that fails is retried with exponential back-off a bounded number of times,
 then the message goes to the dead-letter topic and the partition goes on. A database
-that is unreachable is not the event's fault: those failures are retried without
-bound, so that an outage never sends good events to the dead-letter topic.
+that is unreachable is not the event's fault, nor is an event that arrived before a fact
+it depends on (``NotApplicableYet``): those are retried without bound, so that an outage
+or a reordering never sends good events to the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ log = get_logger(__name__)
 Handler = Callable[[UnitOfWork, ReceivedEvent], Awaitable[None]]
 AfterApply = Callable[[ReceivedEvent], Awaitable[None]]
 MAX_INFRA_BACKOFF_SECONDS = 5.0
+
+
+class NotApplicableYet(RuntimeError):
+    """Raised by a handler whose event depends on a fact that has not arrived yet (another
+    partition's event): retried, without bound, until it applies; never dead-lettered."""
 
 
 class ConsumerStuck(RuntimeError):
@@ -286,8 +292,8 @@ class IdempotentConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if _is_infrastructure_error(exc):
-                    log.warning("consumer_database_unavailable", error=repr(exc))
+                if isinstance(exc, NotApplicableYet) or _is_infrastructure_error(exc):
+                    log.warning("event_waits", event_id=event.id, error=repr(exc))
                     await asyncio.sleep(infra_backoff)
                     infra_backoff = min(infra_backoff * 2, MAX_INFRA_BACKOFF_SECONDS)
                     continue

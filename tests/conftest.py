@@ -8,6 +8,7 @@ import pytest
 
 from ptce.testing.api import CatalogApi, catalog_api
 from ptce.testing.exchange import Market, market_api
+from ptce.testing.ledger import Books, books_api
 from ptce.testing.plugin import SettingsFactory
 
 
@@ -23,3 +24,10 @@ async def market(service_settings: SettingsFactory) -> AsyncIterator[Market]:
     """The catalog and the exchange in process, wired by the catalog's real events."""
     async with market_api(service_settings) as market:
         yield market
+
+
+@pytest.fixture
+async def books(service_settings: SettingsFactory) -> AsyncIterator[Books]:
+    """Catalog, exchange and ledger in process: the ledger values the exchange's events."""
+    async with books_api(service_settings) as books:
+        yield books

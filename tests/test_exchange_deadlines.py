@@ -187,6 +187,8 @@ async def test_rules_are_validated_and_only_a_coordinator_sets_them(market: Mark
         "answer_within_hours": 72,
         "completion_grace_hours": 48,
         "late_cancellation_hours": 48,
+        "late_cancellation_fee_percent": 0,
+        "no_show_fee_percent": 0,
     }
     etag = current.headers["etag"]
     for bad in ({"answer_within_hours": 0}, {"completion_grace_hours": 10_000}, {"fee": 1}):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from exchange.service import DEFINITION as EXCHANGE
 from ptce.testing.api import Caller, CatalogApi, catalog_api, room
 from ptce.testing.helpers import eventually
 from ptce.testing.plugin import SettingsFactory
+from shared.auth import KeyLoader
 from shared.http import create_app
 from shared.runtime import ServiceRuntime
 
@@ -108,6 +109,19 @@ class Market:
         await eventually(arrived)
 
 
+def keys_of(catalog: CatalogApi) -> Callable[[ServiceRuntime], KeyLoader]:
+    """A service's key loader fetching the catalog's JWKS over HTTP (the in-process app)."""
+
+    def loader(_runtime: ServiceRuntime) -> KeyLoader:
+        async def load() -> dict[str, Any]:
+            document: dict[str, Any] = (await catalog.http.get("/.well-known/jwks.json")).json()
+            return document
+
+        return load
+
+    return loader
+
+
 @contextlib.asynccontextmanager
 async def market_api(service_settings: SettingsFactory) -> AsyncIterator[Market]:
     """The catalog (with its workers) and the exchange in process, on fresh databases; the
@@ -115,16 +129,7 @@ async def market_api(service_settings: SettingsFactory) -> AsyncIterator[Market]
     catalog_settings = await service_settings("catalog")
     exchange_settings = await service_settings("exchange")
     async with catalog_api(catalog_settings, workers=True) as catalog:
-
-        def catalog_keys(_runtime: ServiceRuntime) -> Any:
-            async def load() -> dict[str, Any]:
-                document: dict[str, Any] = (await catalog.http.get("/.well-known/jwks.json")).json()
-                return document
-
-            return load
-
-        # The exchange fetches the catalog's keys over HTTP (here, the in-process app).
-        definition = dataclasses.replace(EXCHANGE, key_loader=catalog_keys)
+        definition = dataclasses.replace(EXCHANGE, key_loader=keys_of(catalog))
 
         def app_factory() -> Any:
             return create_app(definition, lambda: exchange_settings)

@@ -36,6 +36,19 @@ class ExchangeRules(BaseModel):
         le=720,
         description="A cancellation this close to the start is flagged late.",
     )
+    late_cancellation_fee_percent: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Share of the booked price the requester owes the provider for a late "
+        "cancellation (none by default).",
+    )
+    no_show_fee_percent: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Share of the booked price the requester owes the provider for a no-show.",
+    )
 
 
 @event("ptce.catalog.pole.registered.v1", key="pole_id")

@@ -116,6 +116,8 @@ class ExchangeRulesPatch(BaseModel):
     answer_within_hours: int | None = Field(default=None, ge=1, le=720)
     completion_grace_hours: int | None = Field(default=None, ge=0, le=720)
     late_cancellation_hours: int | None = Field(default=None, ge=0, le=720)
+    late_cancellation_fee_percent: int | None = Field(default=None, ge=0, le=100)
+    no_show_fee_percent: int | None = Field(default=None, ge=0, le=100)
 
 
 def _merged_rules(pole: Pole, changes: dict[str, Any]) -> dict[str, Any]:

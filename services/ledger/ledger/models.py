@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Uuid,
+)
 from sqlmodel import SQLModel
 
 from shared.db import kernel_tables, new_registry
@@ -15,3 +27,71 @@ class LedgerModel(SQLModel, registry=new_registry()):
 outbox, processed_event = kernel_tables(LedgerModel.metadata)
 pole = pole_copy_table(LedgerModel.metadata)
 member = member_copy_table(LedgerModel.metadata)
+
+valuation_reference = Table(
+    "valuation_reference",
+    LedgerModel.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("pole_id", Uuid, nullable=False),
+    Column("code", String(50), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("amount", Numeric(12, 2), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("unit", String(20), nullable=False),
+    Column("valid_from", Date, nullable=False),
+)
+
+chain_head = Table(
+    "chain_head",
+    LedgerModel.metadata,
+    Column("pole_id", Uuid, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)
+
+entry_counter = Table(
+    "entry_counter",
+    LedgerModel.metadata,
+    Column("book_id", Uuid, primary_key=True),
+    Column("journal", String(8), primary_key=True),
+    Column("fiscal_year", Integer, primary_key=True),
+    Column("last_number", Integer, nullable=False),
+)
+
+entry = Table(
+    "entry",
+    LedgerModel.metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("pole_id", Uuid, nullable=False),
+    Column("book_id", Uuid, nullable=False),
+    Column("journal", String(8), nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("entry_date", Date, nullable=False),
+    Column("label", String(300), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("reverses_id", Uuid),
+    Column("position", BigInteger, nullable=False),
+    Column("previous_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("posted_at", DateTime(timezone=True), nullable=False),
+)
+
+entry_line = Table(
+    "entry_line",
+    LedgerModel.metadata,
+    Column("entry_id", Uuid, primary_key=True),
+    Column("line_no", SmallInteger, primary_key=True),
+    Column("account", String(10), nullable=False),
+    Column("debit", Numeric(14, 2), nullable=False),
+    Column("credit", Numeric(14, 2), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("counterpart_id", Uuid),
+    Column("flow", String(10), nullable=False),
+    Column("resource", String(30), nullable=False),
+    Column("origin", String(20)),
+    Column("quantity", Numeric(12, 2)),
+    Column("unit", String(20)),
+    Column("valuation_method", String(30)),
+    Column("reference_date", Date),
+)

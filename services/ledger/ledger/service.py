@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from ledger.models import LedgerModel, member, outbox, pole, processed_event
+from ledger.postings import EXCHANGE_VALUATION, on_reference
+from shared.consumer import ConsumerSpec
+from shared.contracts.catalog import ValuationReferenceRecorded
 from shared.http import create_app
 from shared.readmodels import catalog_copy
 from shared.runtime import ServiceDefinition
 from shared.settings import LedgerSettings
 
-CATALOG_COPY = catalog_copy(pole, member=member)
+_COPIES = catalog_copy(pole, member=member)
+CATALOG_COPY = ConsumerSpec(
+    name=_COPIES.name,
+    handlers={**_COPIES.handlers, ValuationReferenceRecorded.event_spec.type: on_reference},
+)
 
 DEFINITION = ServiceDefinition(
     name="ledger",
@@ -16,7 +23,7 @@ DEFINITION = ServiceDefinition(
     metadata=LedgerModel.metadata,
     outbox=outbox,
     processed_event=processed_event,
-    consumers=[CATALOG_COPY],
+    consumers=[CATALOG_COPY, EXCHANGE_VALUATION],
 )
 
 app = create_app(DEFINITION, LedgerSettings)

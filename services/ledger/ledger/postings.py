@@ -1,0 +1,106 @@
+"""The ledger's consumers: it values the exchange's events and keeps the pole's references.
+
+Each event is applied once (the idempotent consumer), and each posting carries its source,
+which the journal accepts once per book: a redelivered or replayed event posts nothing twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledger.journal import Posting, post
+from ledger.models import pole, valuation_reference
+from ledger.valuation import VOLUNTEER_HOUR, Context, Reference, value_completed, value_fee
+from shared.consumer import ConsumerSpec, NotApplicableYet
+from shared.contracts.catalog import ExchangeRules, ValuationReferenceRecorded
+from shared.contracts.exchange import (
+    RequestCancelled,
+    RequestCompleted,
+    RequestNoShow,
+    RequestSnapshot,
+)
+from shared.db import utcnow
+from shared.events.envelope import ReceivedEvent
+from shared.uow import UnitOfWork
+
+
+class PoleNotCopiedYet(NotApplicableYet):
+    """The exchange's event overtook the catalog's pole event: retried until it arrived."""
+
+
+async def reference_on(
+    session: AsyncSession, pole_id: uuid.UUID, code: str, day: date
+) -> Reference | None:
+    """The pole's reference ``code`` in effect on ``day``."""
+    row = (
+        await session.execute(
+            select(valuation_reference)
+            .where(
+                valuation_reference.c.pole_id == pole_id,
+                valuation_reference.c.code == code,
+                valuation_reference.c.valid_from <= day,
+            )
+            .order_by(valuation_reference.c.valid_from.desc())
+            .limit(1)
+        )
+    ).first()
+    return Reference(row.code, row.amount, row.valid_from) if row is not None else None
+
+
+async def _context(session: AsyncSession, snapshot: RequestSnapshot) -> Context:
+    pole_row = (await session.execute(select(pole).where(pole.c.id == snapshot.pole_id))).first()
+    if pole_row is None:
+        raise PoleNotCopiedYet(str(snapshot.pole_id))
+    moment = snapshot.end if snapshot.end is not None else snapshot.changed_at
+    return Context(
+        time_zone=pole_row.time_zone,
+        rules=ExchangeRules.model_validate(pole_row.exchange_rules or {}),
+        volunteer_hour=await reference_on(session, snapshot.pole_id, VOLUNTEER_HOUR, moment.date()),
+    )
+
+
+async def _post_all(uow: UnitOfWork, pole_id: uuid.UUID, postings: list[Posting]) -> None:
+    now = utcnow()
+    for posting in postings:
+        await post(uow.session, pole_id, posting, now=now)
+
+
+async def on_completed(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    snapshot = event.payload
+    assert isinstance(snapshot, RequestSnapshot)
+    context = await _context(uow.session, snapshot)
+    await _post_all(uow, snapshot.pole_id, value_completed(snapshot, context))
+
+
+async def on_cancelled_or_missed(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    snapshot = event.payload
+    assert isinstance(snapshot, RequestSnapshot)
+    context = await _context(uow.session, snapshot)
+    await _post_all(uow, snapshot.pole_id, value_fee(snapshot, context))
+
+
+async def on_reference(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    recorded = event.payload
+    assert isinstance(recorded, ValuationReferenceRecorded)
+    values: dict[str, Any] = recorded.model_dump(exclude={"reference_id", "recorded_at"})
+    await uow.session.execute(
+        insert(valuation_reference)
+        .values(id=recorded.reference_id, **values)
+        .on_conflict_do_nothing()
+    )
+
+
+EXCHANGE_VALUATION = ConsumerSpec(
+    name="exchange-valuation",
+    handlers={
+        RequestCompleted.event_spec.type: on_completed,
+        RequestCancelled.event_spec.type: on_cancelled_or_missed,
+        RequestNoShow.event_spec.type: on_cancelled_or_missed,
+    },
+)

@@ -1,0 +1,257 @@
+"""The journal: exchanges valued from the exchange's events, double entry guaranteed by the
+database, gap-free numbers, a hash chain that shows any alteration, one posting per source."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from ledger.journal import Line, Posting, post, verify_chain
+from ledger.models import entry, entry_line
+from ledger.valuation import Context, Reference, value_completed, value_fee
+from ptce.testing.exchange import at, next_monday, parties
+from ptce.testing.helpers import eventually
+from ptce.testing.ledger import Books
+from shared.contracts.catalog import ExchangeRules
+from shared.contracts.exchange import FrozenTerms, RequestCompleted, RequestNoShow
+
+PROVIDER, REQUESTER, EMPLOYER, POLE = (uuid.uuid4() for _ in range(4))
+PARIS_CONTEXT = Context(time_zone="Europe/Paris", rules=ExchangeRules())
+
+
+def _terms(**overrides: Any) -> FrozenTerms:
+    values: dict[str, Any] = {
+        "unit": "day",
+        "quantity": Decimal(2),
+        "internal_price": Decimal("80.00"),
+        "reference_value": Decimal("200.00"),
+        "valuation_basis": "market_price",
+        "currency": "EUR",
+        "offer_version": 1,
+    }
+    return FrozenTerms(**{**values, **overrides})
+
+
+def _completed(terms: FrozenTerms, *, kind: str = "premises", used: str = "2") -> RequestCompleted:
+    end = datetime(2026, 11, 20, 17, tzinfo=UTC)
+    return RequestCompleted(
+        request_id=uuid.uuid4(),
+        pole_id=POLE,
+        offer_id=uuid.uuid4(),
+        offer_kind=kind,
+        provider_id=PROVIDER,
+        requester_id=REQUESTER,
+        state="completed",
+        start=end - timedelta(days=2),
+        end=end,
+        quantity=terms.quantity,
+        quantity_used=Decimal(used),
+        terms=terms,
+        version=3,
+        changed_at=end,
+    )
+
+
+def _sides(postings: list[Posting]) -> dict[tuple[uuid.UUID, str], dict[str, Decimal]]:
+    """Per (book, journal): the balance of each account (debit positive)."""
+    sides: dict[tuple[uuid.UUID, str], dict[str, Decimal]] = {}
+    for posting in postings:
+        accounts = sides.setdefault((posting.book_id, posting.journal), {})
+        for line in posting.lines:
+            accounts[line.account] = (
+                accounts.get(line.account, Decimal(0)) + line.debit - line.credit
+            )
+    return sides
+
+
+def test_the_worked_example_a_room_lent_below_its_market_value() -> None:
+    # A room worth 200 € a day, lent at 80 € a day, for two days.
+    postings = value_completed(_completed(_terms()), PARIS_CONTEXT)
+    assert _sides(postings) == {
+        (PROVIDER, "EX"): {"411": Decimal("160.00"), "7083": Decimal("-160.00")},
+        (REQUESTER, "EX"): {"6132": Decimal("160.00"), "401": Decimal("-160.00")},
+        (REQUESTER, "CVN"): {"8611": Decimal("240.00"), "871": Decimal("-240.00")},
+    }
+    in_kind = next(p for p in postings if p.journal == "CVN")
+    assert {line.counterpart_id for line in in_kind.lines} == {PROVIDER}
+    assert {line.valuation_method for line in in_kind.lines} == {"market_reference"}
+    assert {line.quantity for line in in_kind.lines} == {Decimal(2)}
+
+
+def test_the_quantity_used_is_what_is_valued() -> None:
+    postings = value_completed(_completed(_terms(), used="1"), PARIS_CONTEXT)
+    assert _sides(postings)[(REQUESTER, "CVN")]["8611"] == Decimal("120.00")
+
+
+def test_volunteer_time_is_valued_at_the_reference_in_effect_that_day() -> None:
+    terms = _terms(
+        unit="hour",
+        quantity=Decimal(3),
+        internal_price=Decimal(0),
+        reference_value=Decimal("30.00"),
+        valuation_basis="volunteer_time",
+    )
+    reference = Reference("volunteer_hour", Decimal("12.50"), date(2026, 1, 1))
+    context = Context("Europe/Paris", ExchangeRules(), volunteer_hour=reference)
+    postings = value_completed(_completed(terms, kind="staff_time", used="3"), context)
+    assert _sides(postings) == {
+        (REQUESTER, "CVN"): {"864": Decimal("37.50"), "875": Decimal("-37.50")}
+    }
+    (line, _) = postings[0].lines
+    assert line.valuation_method == "volunteer_time_reference"
+    assert line.reference_date == date(2026, 1, 1)
+
+
+def test_an_employers_group_fee_goes_to_the_employer_of_record() -> None:
+    terms = _terms(
+        unit="hour",
+        quantity=Decimal(10),
+        internal_price=Decimal("30.00"),
+        reference_value=Decimal("30.00"),
+        valuation_basis="cost_price",
+        staff_regime="employers_group",
+        management_fee_percent=Decimal(10),
+        employer_member_id=EMPLOYER,
+    )
+    sides = _sides(value_completed(_completed(terms, kind="staff_time", used="10"), PARIS_CONTEXT))
+    assert sides[(PROVIDER, "EX")] == {"411": Decimal("300.00"), "7084": Decimal("-300.00")}
+    assert sides[(EMPLOYER, "EX")] == {"411": Decimal("30.00"), "706": Decimal("-30.00")}
+    assert sides[(REQUESTER, "EX")] == {
+        "6214": Decimal("300.00"),
+        "622": Decimal("30.00"),
+        "401": Decimal("-330.00"),
+    }
+    assert (REQUESTER, "CVN") not in sides  # priced at its reference: nothing in kind
+
+
+def test_a_no_show_costs_what_the_pole_rule_says_and_nothing_by_default() -> None:
+    completed = _completed(_terms())
+    missed = RequestNoShow(**{**completed.model_dump(), "state": "no_show", "quantity_used": None})
+    assert value_fee(missed, PARIS_CONTEXT) == []
+    ruled = Context("Europe/Paris", ExchangeRules(no_show_fee_percent=50))
+    assert _sides(value_fee(missed, ruled)) == {
+        (PROVIDER, "EX"): {"411": Decimal("80.00"), "758": Decimal("-80.00")},
+        (REQUESTER, "EX"): {"658": Decimal("80.00"), "401": Decimal("-80.00")},
+    }
+
+
+async def _entries(books: Books) -> list[Any]:
+    async with books.runtime.session_factory() as session:
+        return list((await session.execute(select(entry).order_by(entry.c.position))).all())
+
+
+async def test_a_completed_booking_is_posted_once_numbered_and_chained(books: Books) -> None:
+    market = books.market
+    _, provider, requester = await parties(market)
+    offer = await market.published(provider, booking_mode="instant")
+    day = next_monday()
+    made = await market.on_exchange(requester).post(
+        "/requests", json={"offer_id": offer["id"], "start": at(day, 9), "end": at(day, 18)}
+    )
+    request_id = made.json()["id"]
+    await market.shift_period(request_id, start_in=timedelta(hours=-10), length=timedelta(hours=9))
+    done = await market.on_exchange(provider).post(f"/requests/{request_id}/complete")
+    assert done.json()["state"] == "completed", done.text
+
+    async def posted() -> list[Any]:
+        rows = await _entries(books)
+        return rows if len(rows) == 3 else []
+
+    rows = await eventually(posted)
+    assert {(row.book_id, row.journal) for row in rows} == {
+        (provider.member_id, "EX"),
+        (requester.member_id, "EX"),
+        (requester.member_id, "CVN"),
+    }
+    assert {row.number for row in rows} == {1}  # each book's journal starts at 1
+    async with books.runtime.session_factory() as session:
+        check = await verify_chain(session, provider.pole_id)
+        totals = (
+            await session.execute(
+                select(entry_line.c.flow, func.sum(entry_line.c.debit)).group_by(entry_line.c.flow)
+            )
+        ).all()
+    assert check.intact
+    assert check.entries == 3
+    # One day at 80 € (in both books: 2 × 80) and 200 − 80 = 120 € in kind.
+    assert dict(totals) == {"monetary": Decimal("160.00"), "in_kind": Decimal("120.00")}
+
+
+async def test_the_database_refuses_unbalanced_changed_or_deleted_entries(books: Books) -> None:
+    pole_id, book = uuid.uuid4(), uuid.uuid4()
+    posting = Posting(
+        book_id=book,
+        journal="OD",
+        entry_date=date(2026, 11, 2),
+        label="Essai",
+        source="test:1",
+        currency="EUR",
+        lines=(
+            Line(account="512", flow="monetary", resource="service", debit=Decimal(10)),
+            Line(account="706", flow="monetary", resource="service", credit=Decimal(10)),
+        ),
+    )
+    now = datetime.now(UTC)
+    async with books.runtime.session_factory() as session, session.begin():
+        assert await post(session, pole_id, posting, now=now) is not None
+    async with books.runtime.session_factory() as session, session.begin():
+        assert await post(session, pole_id, posting, now=now) is None  # one source, once
+        second = await post(session, pole_id, _with(posting, source="test:2"), now=now)
+    assert second is not None
+
+    unbalanced = _with(
+        posting,
+        source="test:3",
+        lines=(
+            Line(account="512", flow="monetary", resource="service", debit=Decimal(10)),
+            Line(account="706", flow="monetary", resource="service", credit=Decimal(9)),
+        ),
+    )
+    with pytest.raises(DBAPIError, match="not balanced"):
+        async with books.runtime.session_factory() as session, session.begin():
+            await post(session, pole_id, unbalanced, now=now)
+    single = _with(posting, source="test:4", lines=posting.lines[:1])
+    with pytest.raises(DBAPIError, match="two at least"):
+        async with books.runtime.session_factory() as session, session.begin():
+            await post(session, pole_id, single, now=now)
+    for statement in ("UPDATE entry_line SET debit = 11 WHERE debit = 10", "DELETE FROM entry"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with books.runtime.engine.begin() as conn:
+                await conn.execute(text(statement))
+    rows = await _entries(books)
+    assert [(row.source, row.number) for row in rows] == [("test:1", 1), ("test:2", 2)]
+
+
+async def test_an_entry_altered_behind_the_triggers_breaks_the_chain(books: Books) -> None:
+    pole_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    async with books.runtime.session_factory() as session, session.begin():
+        for n in range(3):
+            base = value_completed(_completed(_terms()), PARIS_CONTEXT)[0]
+            await post(session, pole_id, _with(base, source=f"test:{n}"), now=now)
+    async with books.runtime.session_factory() as session:
+        assert (await verify_chain(session, pole_id)).intact
+    # Someone with the database's superuser rights changes an amount after the fact.
+    async with books.runtime.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE entry_line DISABLE TRIGGER entry_line_append_only"))
+        await conn.execute(
+            text(
+                "UPDATE entry_line SET debit = debit * 10, credit = credit * 10 WHERE entry_id = "
+                "(SELECT id FROM entry WHERE position = 2 AND pole_id = :pole)"
+            ),
+            {"pole": pole_id},
+        )
+        await conn.execute(text("ALTER TABLE entry_line ENABLE TRIGGER entry_line_append_only"))
+    async with books.runtime.session_factory() as session:
+        check = await verify_chain(session, pole_id)
+    assert check.broken_at == 2
+
+
+def _with(posting: Posting, **changes: Any) -> Posting:
+    return Posting(**{**posting.__dict__, **changes})
