@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from ledger.direct import router as direct_router
+from ledger.fec import router as fec_router
 from ledger.models import LedgerModel, member, outbox, pole, processed_event
 from ledger.postings import EXCHANGE_VALUATION, on_reference
+from ledger.reports import router as reports_router
 from shared.consumer import ConsumerSpec
 from shared.contracts.catalog import ValuationReferenceRecorded
 from shared.http import create_app
@@ -24,6 +27,7 @@ DEFINITION = ServiceDefinition(
     outbox=outbox,
     processed_event=processed_event,
     consumers=[CATALOG_COPY, EXCHANGE_VALUATION],
+    routers=(direct_router, reports_router, fec_router),
 )
 
 app = create_app(DEFINITION, LedgerSettings)
