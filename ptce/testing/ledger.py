@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy import select
 
+from ledger.models import member, pole
 from ledger.service import DEFINITION as LEDGER
 from ptce.testing.api import Caller
 from ptce.testing.exchange import Market, keys_of, market_api
+from ptce.testing.helpers import eventually
 from ptce.testing.plugin import SettingsFactory
 from shared.http import create_app
 from shared.runtime import ServiceRuntime
@@ -27,6 +30,28 @@ class Books:
 
     def on_ledger(self, caller: Caller) -> Caller:
         return dataclasses.replace(caller, http=self.http)
+
+    async def knows(self, *callers: Caller) -> None:
+        """Wait until the ledger has the copies of these members and of their pole."""
+        wanted = {caller.member_id for caller in callers}
+
+        async def arrived() -> bool:
+            async with self.runtime.session_factory() as session:
+                members = set(
+                    (
+                        await session.scalars(select(member.c.id).where(member.c.id.in_(wanted)))
+                    ).all()
+                )
+                poles = set(
+                    (
+                        await session.scalars(
+                            select(pole.c.id).where(pole.c.id.in_({c.pole_id for c in callers}))
+                        )
+                    ).all()
+                )
+            return members == wanted and len(poles) == len({c.pole_id for c in callers})
+
+        await eventually(arrived)
 
 
 @contextlib.asynccontextmanager

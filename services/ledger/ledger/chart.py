@@ -21,6 +21,9 @@ Resource = Literal[
 ]
 
 ACCOUNTS: dict[str, str] = {
+    # Classes 1 and 5: long-term resources, bank.
+    "16": "Emprunts et dettes assimilées",
+    "512": "Banque",
     # Class 4: third parties (one auxiliary account per counterpart member).
     "401": "Fournisseurs",
     "411": "Clients",
@@ -30,13 +33,17 @@ ACCOUNTS: dict[str, str] = {
     "6135": "Locations mobilières",
     "6214": "Personnel détaché ou prêté à l'entité",
     "622": "Rémunérations d'intermédiaires et honoraires",
+    "6281": "Cotisations (liées à l'activité)",
     "658": "Charges diverses de gestion courante",
     # Class 7: income of the member who provides.
     "706": "Prestations de services",
     "7083": "Locations diverses",
     "7084": "Mise à disposition de personnel facturée",
+    "74": "Subventions d'exploitation",
+    "756": "Cotisations",
     "758": "Produits divers de gestion courante",
     # Class 86: uses of contributions in kind (the beneficiary's books).
+    "860": "Secours en nature",
     "8611": "Mise à disposition gratuite de locaux",
     "8612": "Mise à disposition gratuite de matériels",
     "862": "Prestations",

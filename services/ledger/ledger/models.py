@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Uuid,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import SQLModel
 
 from shared.db import kernel_tables, new_registry
@@ -94,4 +95,15 @@ entry_line = Table(
     Column("unit", String(20)),
     Column("valuation_method", String(30)),
     Column("reference_date", Date),
+)
+
+dues_rule = Table(
+    "dues_rule",
+    LedgerModel.metadata,
+    Column("pole_id", Uuid, primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("basis", String(20), nullable=False),
+    Column("brackets", JSONB, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
 )
