@@ -200,3 +200,43 @@ async def test_dues_are_computed_from_the_rule_and_posted_once(books: Books) -> 
     assert not any(row["newly_posted"] for row in again.json())
     assert problem(await coordinator.put("/dues-rules/2026", json=rule), 409)
     assert problem(await coordinator.post("/dues/2025"), 404)
+
+
+async def test_a_book_is_read_by_its_member_and_by_the_pole_only(books: Books) -> None:
+    coordinator, member, other = await _pole(books)
+    auditor = books.on_ledger(
+        await books.market.catalog.new_client(
+            dataclasses.replace(coordinator, http=books.market.catalog.http),
+            other.member_id,
+            role="auditor",
+        )
+    )
+    stranger = books.on_ledger(await books.market.catalog.new_pole("Autre pôle"))
+    paid = await coordinator.post(
+        "/postings",
+        json={
+            "kind": "settlement",
+            "on": "2026-06-30",
+            "label": "Règlement",
+            "amount": "42.00",
+            "member_id": str(member.member_id),
+            "to_member_id": str(other.member_id),
+        },
+    )
+    assert paid.status_code == 201
+    url = f"/books/{member.member_id}/entries"
+    own = await member.get(url)
+    assert own.status_code == 200, own.text
+    ((posted,),) = [own.json()["items"]]
+    assert [line["account"] for line in posted["lines"]] == ["401", "512"]
+    for reader in (coordinator, auditor):
+        assert (await reader.get(url)).json()["items"] == own.json()["items"]
+    for outsider in (other, stranger):
+        assert problem(await outsider.get(url), 404)
+    assert problem(await member.get(f"/books/{member.pole_id}/entries"), 404)
+    assert (await coordinator.get("/pole/chain")).json() == {
+        "entries": 2,
+        "intact": True,
+        "broken_at": None,
+    }
+    assert problem(await member.get("/pole/chain"), 403)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ledger.direct import router as direct_router
+from ledger.entries import router as entries_router
 from ledger.fec import router as fec_router
 from ledger.models import LedgerModel, member, outbox, pole, processed_event
 from ledger.postings import EXCHANGE_VALUATION, on_reference
@@ -27,7 +28,7 @@ DEFINITION = ServiceDefinition(
     outbox=outbox,
     processed_event=processed_event,
     consumers=[CATALOG_COPY, EXCHANGE_VALUATION],
-    routers=(direct_router, reports_router, fec_router),
+    routers=(entries_router, direct_router, reports_router, fec_router),
 )
 
 app = create_app(DEFINITION, LedgerSettings)
