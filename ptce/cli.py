@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import uuid
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +25,7 @@ events_app = typer.Typer(help="Events in the outbox.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Event contracts (JSON Schema, AsyncAPI).", no_args_is_help=True)
 settings_app = typer.Typer(help="Configuration.", no_args_is_help=True)
 pole_app = typer.Typer(help="Poles (tenants).", no_args_is_help=True)
+ledger_app = typer.Typer(help="The ledger's journal.", no_args_is_help=True)
 for sub, name in [
     (db_app, "db"),
     (kafka_app, "kafka"),
@@ -31,6 +33,7 @@ for sub, name in [
     (contracts_app, "contracts"),
     (settings_app, "settings"),
     (pole_app, "pole"),
+    (ledger_app, "ledger"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -256,6 +259,41 @@ def pole_create(  # noqa: PLR0917 - one option per parameter, as Typer wants
     typer.echo(f"pole {result['name']} created: {result['pole_id']}")
     typer.echo(f"coordinator client: {result['client_id']}")
     typer.echo(f"client secret (shown once): {result['client_secret']}")
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    pole: Annotated[
+        uuid.UUID | None, typer.Option(help="Only this pole (default: every pole with entries).")
+    ] = None,
+) -> None:
+    """Recompute the hash chain of every pole's journal; exit code 1 if any is broken."""
+    from ledger.journal import ChainCheck, poles_with_entries, verify_chain
+    from shared.db import create_engine, create_session_factory
+
+    async def main() -> list[tuple[uuid.UUID, int, ChainCheck]]:
+        engine = create_engine(_settings(Service.ledger).database_url, pool_size=1)
+        try:
+            sessions = create_session_factory(engine)
+            async with sessions() as session:
+                counts = await poles_with_entries(session)
+            checks = []
+            for pole_id in [pole] if pole is not None else list(counts):
+                async with sessions() as session:
+                    check = await verify_chain(session, pole_id)
+                checks.append((pole_id, counts.get(pole_id, 0), check))
+            return checks
+        finally:
+            await engine.dispose()
+
+    checks = asyncio.run(main())
+    for pole_id, count, check in checks:
+        state = "intact" if check.intact else f"broken at position {check.broken_at}"
+        typer.echo(f"{pole_id}: {count} entries, {state}")
+    if not checks:
+        typer.echo("no journal to verify")
+    if any(not check.intact for _, _, check in checks):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

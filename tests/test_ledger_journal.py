@@ -253,5 +253,27 @@ async def test_an_entry_altered_behind_the_triggers_breaks_the_chain(books: Book
     assert check.broken_at == 2
 
 
+async def test_entries_cut_off_the_end_of_the_chain_are_noticed(books: Books) -> None:
+    pole_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    async with books.runtime.session_factory() as session, session.begin():
+        for n in range(3):
+            base = value_completed(_completed(_terms()), PARIS_CONTEXT)[0]
+            await post(session, pole_id, _with(base, source=f"test:{n}"), now=now)
+    async with books.runtime.engine.begin() as conn:
+        for table in ("entry", "entry_line"):
+            await conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"))
+        last = "(SELECT id FROM entry WHERE position = 3 AND pole_id = :pole)"
+        await conn.execute(
+            text(f"DELETE FROM entry_line WHERE entry_id = {last}"), {"pole": pole_id}
+        )
+        await conn.execute(text(f"DELETE FROM entry WHERE id = {last}"), {"pole": pole_id})
+        for table in ("entry", "entry_line"):
+            await conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER {table}_append_only"))
+    async with books.runtime.session_factory() as session:
+        check = await verify_chain(session, pole_id)
+    assert (check.entries, check.broken_at) == (2, 3)
+
+
 def _with(posting: Posting, **changes: Any) -> Posting:
     return Posting(**{**posting.__dict__, **changes})

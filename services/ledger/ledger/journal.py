@@ -21,7 +21,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -270,4 +270,18 @@ async def verify_chain(session: AsyncSession, pole_id: uuid.UUID) -> ChainCheck:
         if current[entry.c.previous_hash] != previous or current[entry.c.hash] != expected:
             return ChainCheck(entries=count, broken_at=int(current[entry.c.position]))
         previous = expected
+    # The head remembers the last entry: entries cut off the end of the chain show here.
+    head = (
+        await session.execute(select(chain_head).where(chain_head.c.pole_id == pole_id))
+    ).first()
+    if head is not None and (head.position != count or head.last_hash != previous):
+        return ChainCheck(entries=count, broken_at=count + 1)
     return ChainCheck(entries=count, broken_at=None)
+
+
+async def poles_with_entries(session: AsyncSession) -> dict[uuid.UUID, int]:
+    """Every pole that has a journal, with its number of entries (for ``ptce ledger verify``)."""
+    rows = await session.execute(
+        select(entry.c.pole_id, func.count()).group_by(entry.c.pole_id).order_by(entry.c.pole_id)
+    )
+    return {pole_id: count for pole_id, count in rows}
