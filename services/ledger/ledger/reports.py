@@ -1,7 +1,1615 @@
-"""(being written)"""
+"""Reports: what the pole brought each member, the pole's whole activity, the annex of
+contributions in kind, statements of account and a settlement proposal.
+
+Every report is computed by SQL aggregates over the journal (only the statement lists lines:
+it is a list of lines) and answers JSON, or CSV with ``?format=csv`` or when the ``Accept``
+header names ``text/csv`` (``format`` wins over ``Accept``).
+
+- Periods: ``from`` included, ``to`` excluded, at most :data:`MAX_YEARS` years (422 otherwise).
+- Amounts to the cent, in the pole's currency; shares and ratios are fractions (0.25 is a
+  quarter) to :data:`SHARE` (six decimals), null when their denominator is zero.
+- CSV: UTF-8 with a byte order mark (spreadsheets then read the accents right), ``;``
+  between fields, decimal comma, ISO dates, CRLF line ends, a header line; the columns are
+  the JSON's field names; a text a spreadsheet would take for a formula (``=``, ``+``, ``-``,
+  ``@``) is prefixed with ``'``. The pole's activity, made of several tables, comes in long
+  format (``section;key;name;other_key;other_name;measure;value``).
+- Reversals carry the original lines swapped (quantities negated): sums cancel; a group that
+  ends at zero amount and zero quantity is left out.
+- Who reads: a member's reports by the member itself, the coordinator and auditors of its
+  pole (anything else: 404, as for its book); the pole's reports by the coordinator and
+  auditors only (a member: 403).
+
+What is counted (docs/ledger.md, "Reports"):
+- provided in money: class 7 of the member's ``EX`` journal (the counterpart is the
+  requester); received in money: class 6 of its ``EX`` journal; received in kind: class 86 of
+  its ``CVN`` journal; provided in kind: class 86 of the ``CVN`` journals of the other books of
+  the pole whose counterpart is the member (contributions in kind are posted in the books of
+  who receives them). Dues and other direct postings are the pole's resources, not exchanges.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import calendar
+import csv
+import io
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+from typing import Annotated, Any, Literal, get_args
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, Select, String, case, func, literal, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.concurrency import run_in_threadpool
+
+from ledger.access import sees_the_whole_pole
+from ledger.chart import ACCOUNTS, Resource, legacy_account
+from ledger.models import entry, entry_line, member, pole
+from ledger.settlement import settle
+from shared.auth import CurrentPrincipal, Principal
+from shared.errors import Conflict, Forbidden, NotFound, Problem, UnprocessableEntity
+from shared.http import RuntimeDep
 
 router = APIRouter(tags=["reports"])
+
+MAX_YEARS = 5
+SHARE = Decimal("0.000001")
+ZERO = Decimal("0.00")
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+BYTE_ORDER_MARK = "\ufeff"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+DEFAULT_CURRENCY = "EUR"
+EXCHANGE_RESOURCES: tuple[str, ...] = get_args(Resource)
+"""The resources of exchanges; direct postings name theirs after their kind (grant, dues…)."""
+RESOURCE_TYPE = {
+    "volunteering": "voluntary_contribution",
+    "donation_in_kind": "voluntary_contribution",
+}
+"""The field's types of resources (sales, grant, dues, capital_and_loans, indirect_aid,
+voluntary_contribution) from the resource a direct posting names."""
+POLE_CATEGORY = "pole"
+"""The category given to the pole itself when it is a counterpart (dues)."""
+
+Direction = Literal["provided", "received"]
+FlowName = Literal["monetary", "in_kind"]
+
+
+# --- Common: periods, formats, access ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date
+    """Excluded."""
+
+
+def years_later(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def period(
+    from_: Annotated[date, Query(alias="from", description="First day, included.")],
+    to: Annotated[date, Query(description="Day after the last one: excluded.")],
+) -> Period:
+    if to <= from_:
+        raise UnprocessableEntity(
+            "The period is empty: `to` (excluded) must come after `from`.",
+            invalid_params=[{"name": "query.to", "reason": "not after from"}],
+        )
+    if to > years_later(from_, MAX_YEARS):
+        raise UnprocessableEntity(
+            f"A report covers at most {MAX_YEARS} years.",
+            invalid_params=[{"name": "query.to", "reason": f"more than {MAX_YEARS} years"}],
+        )
+    return Period(from_, to)
+
+
+PeriodDep = Annotated[Period, Depends(period)]
+Format = Annotated[
+    Literal["json", "csv"] | None,
+    Query(
+        alias="format",
+        description="`csv` for a spreadsheet (also with `Accept: text/csv`); JSON by default.",
+    ),
+]
+MemberId = Annotated[uuid.UUID, Path(description="A member of the caller's pole.")]
+REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "The report (JSON, or CSV when asked)"},
+    422: {"model": Problem, "description": "A period empty or longer than five years"},
+}
+MEMBER_REPORT_RESPONSES = {
+    **REPORT_RESPONSES,
+    404: {"model": Problem, "description": "No such member for you"},
+}
+POLE_REPORT_RESPONSES = {
+    **REPORT_RESPONSES,
+    403: {"model": Problem, "description": "A member's client"},
+}
+
+
+class PeriodOut(BaseModel):
+    from_: date = Field(serialization_alias="from")
+    to: date = Field(description="Excluded.")
+
+
+def _period_out(span: Period) -> PeriodOut:
+    return PeriodOut(from_=span.start, to=span.end)
+
+
+def wants_csv(request: Request, format_: str | None) -> bool:
+    if format_ is not None:
+        return format_ == "csv"
+    return "text/csv" in request.headers.get("accept", "").lower()
+
+
+def csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value, "f").replace(".", ",")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return " | ".join(csv_cell(item) for item in value)
+    text = str(value)
+    # A name or label a spreadsheet would run as a formula is kept as text.
+    return "'" + text if isinstance(value, str) and text.startswith(FORMULA_STARTS) else text
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows([csv_cell(value) for value in row] for row in rows)
+    return BYTE_ORDER_MARK + buffer.getvalue()
+
+
+def answer(
+    request: Request,
+    format_: str | None,
+    report: BaseModel,
+    *,
+    table: Callable[[], tuple[Sequence[str], Iterable[Sequence[Any]]]],
+    filename: str,
+) -> Response:
+    """The report as JSON, or as the CSV ``table`` gives (header, rows) when asked."""
+    if wants_csv(request, format_):
+        header, rows = table()
+        return Response(
+            content=csv_text(header, rows),
+            media_type=CSV_MEDIA_TYPE,
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return JSONResponse(report.model_dump(mode="json", by_alias=True))
+
+
+def share(part: Decimal, whole: Decimal) -> Decimal | None:
+    return None if not whole else (part / whole).quantize(SHARE)
+
+
+@dataclass(frozen=True)
+class Party:
+    name: str
+    category: str
+    is_ess: bool | None
+
+
+async def _parties(session: AsyncSession, pole_id: uuid.UUID) -> dict[uuid.UUID, Party]:
+    """The pole's members, and the pole itself: the names a report gives to ids."""
+    parties = {
+        row.id: Party(row.legal_name, row.category, row.is_ess)
+        for row in await session.execute(
+            select(member.c.id, member.c.legal_name, member.c.category, member.c.is_ess).where(
+                member.c.pole_id == pole_id
+            )
+        )
+    }
+    name = await session.scalar(select(pole.c.name).where(pole.c.id == pole_id))
+    if name is not None:
+        parties[pole_id] = Party(name, POLE_CATEGORY, None)
+    return parties
+
+
+async def _currency(session: AsyncSession, pole_id: uuid.UUID) -> str:
+    found = await session.scalar(select(pole.c.currency).where(pole.c.id == pole_id))
+    return found or DEFAULT_CURRENCY
+
+
+async def readable_member(session: AsyncSession, principal: Principal, member_id: uuid.UUID) -> Any:
+    """The member's copy, for the member itself and its pole's coordinator and auditors."""
+    row = (
+        await session.execute(
+            select(member).where(member.c.id == member_id, member.c.pole_id == principal.pole_id)
+        )
+    ).first()
+    if row is None or not (sees_the_whole_pole(principal) or principal.member_id == member_id):
+        raise NotFound("No such member for you in your pole.")
+    return row
+
+
+def require_whole_pole(principal: Principal) -> None:
+    if not sees_the_whole_pole(principal):
+        raise Forbidden("Only the pole's coordinator and auditors read the pole's reports.")
+
+
+class MemberRef(BaseModel):
+    id: uuid.UUID
+    legal_name: str
+    category: str
+    is_ess: bool
+
+
+def _member_ref(row: Any) -> MemberRef:
+    return MemberRef(id=row.id, legal_name=row.legal_name, category=row.category, is_ess=row.is_ess)
+
+
+_LINES = entry_line.join(entry, entry.c.id == entry_line.c.entry_id)
+_DEBIT_BALANCE = entry_line.c.debit - entry_line.c.credit
+_CREDIT_BALANCE = entry_line.c.credit - entry_line.c.debit
+_THIRD_PARTY = or_(entry_line.c.account.like("411%"), entry_line.c.account.like("401%"))
+
+
+def _in(pole_id: uuid.UUID, span: Period) -> tuple[ColumnElement[bool], ...]:
+    return (
+        entry.c.pole_id == pole_id,
+        entry.c.entry_date >= span.start,
+        entry.c.entry_date < span.end,
+    )
+
+
+def _not_empty(amount: Any, quantity: Any) -> ColumnElement[bool]:
+    return or_(amount != 0, func.coalesce(quantity, 0) != 0)
+
+
+# --- 1. A member's activity attributable to the pole ------------------------------------------
+
+
+class FlowTotals(BaseModel):
+    provided_monetary: Decimal = ZERO
+    provided_in_kind: Decimal = ZERO
+    provided: Decimal = ZERO
+    received_monetary: Decimal = ZERO
+    received_in_kind: Decimal = ZERO
+    received: Decimal = ZERO
+    total: Decimal = Field(default=ZERO, description="Provided and received, money and kind.")
+
+
+class _Tally:
+    """Sums of (direction, flow) pairs, turned into :class:`FlowTotals`."""
+
+    def __init__(self) -> None:
+        self.sums: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+
+    def add(self, direction: str, flow: str, amount: Decimal) -> None:
+        self.sums[direction, flow] += amount
+
+    def figures(self) -> dict[str, Decimal]:
+        s = self.sums
+        provided = s["provided", "monetary"] + s["provided", "in_kind"]
+        received = s["received", "monetary"] + s["received", "in_kind"]
+        return {
+            "provided_monetary": s["provided", "monetary"],
+            "provided_in_kind": s["provided", "in_kind"],
+            "provided": provided,
+            "received_monetary": s["received", "monetary"],
+            "received_in_kind": s["received", "in_kind"],
+            "received": received,
+            "total": provided + received,
+        }
+
+
+class QuantityOut(BaseModel):
+    direction: Direction
+    flow: FlowName
+    unit: str
+    quantity: Decimal
+
+
+class _ResourceKey(BaseModel):
+    resource: str
+
+
+class ResourceFlows(FlowTotals, _ResourceKey):
+    """(The key mixin comes last so that its field comes first.)"""
+
+    quantities: list[QuantityOut] = Field(
+        description="By unit. An exchange partly paid and partly in kind counts its quantity "
+        "in both flows."
+    )
+
+
+class _CounterpartKey(BaseModel):
+    counterpart_id: uuid.UUID | None
+    legal_name: str | None
+    category: str | None
+
+
+class CounterpartFlows(FlowTotals, _CounterpartKey):
+    pass
+
+
+class _CategoryKey(BaseModel):
+    category: str | None
+
+
+class CategoryFlows(FlowTotals, _CategoryKey):
+    pass
+
+
+class ActivityLine(BaseModel):
+    direction: Direction
+    flow: FlowName
+    resource: str
+    counterpart_id: uuid.UUID | None
+    counterpart: str | None
+    counterpart_category: str | None
+    unit: str | None
+    quantity: Decimal | None
+    amount: Decimal
+
+
+class TurnoverShare(BaseModel):
+    annual_turnover: Decimal = Field(
+        description="The member's annual turnover as the catalog holds it now (not dated)."
+    )
+    years: Decimal = Field(
+        description="The period in years: for each calendar year, its days in the period over "
+        "the days of that year (a whole calendar year is 1)."
+    )
+    turnover_of_period: Decimal = Field(description="annual_turnover × years, to the cent.")
+    provided_monetary_share: Decimal | None = Field(
+        description="What the member invoiced inside the pole over turnover_of_period."
+    )
+    activity_share: Decimal | None = Field(
+        description="Its whole activity attributable to the pole (provided and received, money "
+        "and kind) over turnover_of_period: a measure of volume."
+    )
+
+
+class MemberActivity(BaseModel):
+    member: MemberRef
+    period: PeriodOut
+    currency: str
+    totals: FlowTotals
+    turnover: TurnoverShare | None = Field(description="Null when the turnover is unknown.")
+    by_resource: list[ResourceFlows]
+    by_counterpart: list[CounterpartFlows]
+    by_counterpart_category: list[CategoryFlows]
+    lines: list[ActivityLine] = Field(
+        description="The aggregates everything else sums: per direction, flow, resource, "
+        "counterpart and unit."
+    )
+
+
+def years_of(span: Period) -> Decimal:
+    years = Fraction(0)
+    for year in range(span.start.year, span.end.year + 1):
+        first, after = date(year, 1, 1), date(year + 1, 1, 1)
+        days = (min(span.end, after) - max(span.start, first)).days
+        if days > 0:
+            years += Fraction(days, 366 if calendar.isleap(year) else 365)
+    return Decimal(years.numerator) / Decimal(years.denominator)
+
+
+def _activity_part(
+    direction: str,
+    flow: str,
+    *,
+    where: Sequence[ColumnElement[bool]],
+    amount: ColumnElement[Any],
+    counterpart: ColumnElement[Any],
+) -> Select[Any]:
+    return (
+        select(
+            literal(direction, String).label("direction"),
+            literal(flow, String).label("flow"),
+            entry_line.c.resource,
+            counterpart.label("counterpart_id"),
+            entry_line.c.unit,
+            func.sum(amount).label("amount"),
+            func.sum(entry_line.c.quantity).label("quantity"),
+        )
+        .select_from(_LINES)
+        .where(*where)
+        .group_by(entry_line.c.resource, counterpart, entry_line.c.unit)
+    )
+
+
+def member_activity_statement(
+    pole_id: uuid.UUID, member_id: uuid.UUID, span: Period
+) -> Select[Any]:
+    """One aggregate row per direction, flow, resource, counterpart and unit."""
+    base = _in(pole_id, span)
+    own = (*base, entry.c.book_id == member_id)
+    account = entry_line.c.account
+    parts = union_all(
+        _activity_part(
+            "provided",
+            "monetary",
+            where=(*own, entry.c.journal == "EX", account.like("7%")),
+            amount=_CREDIT_BALANCE,
+            counterpart=entry_line.c.counterpart_id,
+        ),
+        _activity_part(
+            "received",
+            "monetary",
+            where=(*own, entry.c.journal == "EX", account.like("6%")),
+            amount=_DEBIT_BALANCE,
+            counterpart=entry_line.c.counterpart_id,
+        ),
+        _activity_part(
+            "received",
+            "in_kind",
+            where=(*own, entry.c.journal == "CVN", account.like("86%")),
+            amount=_DEBIT_BALANCE,
+            counterpart=entry_line.c.counterpart_id,
+        ),
+        _activity_part(
+            "provided",
+            "in_kind",
+            where=(
+                *base,
+                entry.c.book_id != member_id,
+                entry.c.journal == "CVN",
+                account.like("86%"),
+                entry_line.c.counterpart_id == member_id,
+            ),
+            amount=_DEBIT_BALANCE,
+            counterpart=entry.c.book_id,
+        ),
+    ).subquery("activity")
+    return (
+        select(parts)
+        .where(_not_empty(parts.c.amount, parts.c.quantity))
+        .order_by(parts.c.direction, parts.c.flow, parts.c.resource, parts.c.unit)
+    )
+
+
+def _quantities(sums: dict[tuple[str, str, str], Decimal]) -> list[QuantityOut]:
+    return [
+        QuantityOut(direction=d, flow=f, unit=u, quantity=q)
+        for (d, f, u), q in sorted(sums.items())
+        if q
+    ]
+
+
+def build_member_activity(
+    row: Any,
+    rows: Sequence[Any],
+    *,
+    parties: dict[uuid.UUID, Party],
+    span: Period,
+    currency: str,
+) -> MemberActivity:
+    totals = _Tally()
+    by_resource: dict[str, _Tally] = defaultdict(_Tally)
+    resource_quantities: dict[str, dict[tuple[str, str, str], Decimal]] = defaultdict(
+        lambda: defaultdict(lambda: ZERO)
+    )
+    by_counterpart: dict[uuid.UUID | None, _Tally] = defaultdict(_Tally)
+    by_category: dict[str | None, _Tally] = defaultdict(_Tally)
+    lines: list[ActivityLine] = []
+    for line in rows:
+        party = parties.get(line.counterpart_id) if line.counterpart_id else None
+        category = party.category if party else None
+        for tally in (
+            totals,
+            by_resource[line.resource],
+            by_counterpart[line.counterpart_id],
+            by_category[category],
+        ):
+            tally.add(line.direction, line.flow, line.amount)
+        if line.unit is not None and line.quantity is not None:
+            resource_quantities[line.resource][line.direction, line.flow, line.unit] += (
+                line.quantity
+            )
+        lines.append(
+            ActivityLine(
+                direction=line.direction,
+                flow=line.flow,
+                resource=line.resource,
+                counterpart_id=line.counterpart_id,
+                counterpart=party.name if party else None,
+                counterpart_category=category,
+                unit=line.unit,
+                quantity=line.quantity,
+                amount=line.amount,
+            )
+        )
+    figures = totals.figures()
+    turnover = None
+    if row.annual_turnover is not None:
+        years = years_of(span)
+        of_period = (row.annual_turnover * years).quantize(ZERO)
+        turnover = TurnoverShare(
+            annual_turnover=row.annual_turnover,
+            years=years.quantize(SHARE),
+            turnover_of_period=of_period,
+            provided_monetary_share=share(figures["provided_monetary"], of_period),
+            activity_share=share(figures["total"], of_period),
+        )
+
+    def name_of(counterpart_id: uuid.UUID | None) -> str:
+        party = parties.get(counterpart_id) if counterpart_id else None
+        return party.name if party else "~"
+
+    return MemberActivity(
+        member=_member_ref(row),
+        period=_period_out(span),
+        currency=currency,
+        totals=FlowTotals(**figures),
+        turnover=turnover,
+        by_resource=[
+            ResourceFlows(
+                resource=resource,
+                quantities=_quantities(resource_quantities[resource]),
+                **tally.figures(),
+            )
+            for resource, tally in sorted(by_resource.items())
+        ],
+        by_counterpart=[
+            CounterpartFlows(
+                counterpart_id=counterpart_id,
+                legal_name=parties[counterpart_id].name if counterpart_id in parties else None,
+                category=parties[counterpart_id].category if counterpart_id in parties else None,
+                **tally.figures(),
+            )
+            for counterpart_id, tally in sorted(
+                by_counterpart.items(), key=lambda item: (name_of(item[0]), str(item[0]))
+            )
+        ],
+        by_counterpart_category=[
+            CategoryFlows(category=category, **tally.figures())
+            for category, tally in sorted(by_category.items(), key=lambda item: item[0] or "~")
+        ],
+        lines=lines,
+    )
+
+
+ACTIVITY_COLUMNS = (
+    "direction",
+    "flow",
+    "resource",
+    "counterpart_id",
+    "counterpart",
+    "counterpart_category",
+    "unit",
+    "quantity",
+    "amount",
+)
+
+
+@router.get(
+    "/members/{member_id}/activity",
+    summary="A member's activity attributable to the pole: provided and received, in money "
+    "and in kind (the member, coordinator, auditors)",
+    response_model=MemberActivity,
+    responses=MEMBER_REPORT_RESPONSES,
+)
+async def member_activity(
+    *,
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    request: Request,
+    member_id: MemberId,
+    span: PeriodDep,
+    format_: Format = None,
+) -> Response:
+    async with runtime.session_factory() as session:
+        row = await readable_member(session, principal, member_id)
+        rows = (
+            await session.execute(member_activity_statement(principal.pole_id, member_id, span))
+        ).all()
+        parties = await _parties(session, principal.pole_id)
+        currency = await _currency(session, principal.pole_id)
+    report = build_member_activity(row, rows, parties=parties, span=span, currency=currency)
+    return answer(
+        request,
+        format_,
+        report,
+        table=lambda: (
+            ACTIVITY_COLUMNS,
+            ([getattr(line, name) for name in ACTIVITY_COLUMNS] for line in report.lines),
+        ),
+        filename=f"activity-{member_id}-{span.start}-{span.end}.csv",
+    )
+
+
+# --- 2. The pole's activity -------------------------------------------------------------------
+
+
+class FlowSplit(BaseModel):
+    monetary: Decimal = ZERO
+    in_kind: Decimal = ZERO
+    total: Decimal = ZERO
+    in_kind_share: Decimal | None = Field(default=None, description="in_kind / total.")
+
+
+def _split(monetary: Decimal, in_kind: Decimal) -> dict[str, Any]:
+    total = monetary + in_kind
+    return {
+        "monetary": monetary,
+        "in_kind": in_kind,
+        "total": total,
+        "in_kind_share": share(in_kind, total),
+    }
+
+
+class _MonthKey(BaseModel):
+    month: str = Field(description="YYYY-MM")
+
+
+class MonthFlows(FlowSplit, _MonthKey):
+    pass
+
+
+class PoleQuantity(BaseModel):
+    flow: FlowName
+    unit: str
+    quantity: Decimal
+
+
+class PoleResourceFlows(FlowSplit, _ResourceKey):
+    quantities: list[PoleQuantity]
+
+
+class Reciprocity(BaseModel):
+    member_id: uuid.UUID
+    legal_name: str
+    category: str
+    given_monetary: Decimal
+    given_in_kind: Decimal
+    given: Decimal
+    received_monetary: Decimal
+    received_in_kind: Decimal
+    received: Decimal
+    balance: Decimal = Field(description="given − received.")
+    ratio: Decimal | None = Field(description="given / received; null when nothing received.")
+
+
+class MemberFlow(BaseModel):
+    provider_id: uuid.UUID | None
+    provider: str | None
+    beneficiary_id: uuid.UUID | None
+    beneficiary: str | None
+    monetary: Decimal
+    in_kind: Decimal
+    total: Decimal
+
+
+class ResourceLine(BaseModel):
+    type: str = Field(
+        description="sales, grant, dues, capital_and_loans, indirect_aid, voluntary_contribution"
+    )
+    origin: str = Field(description="individuals, private, public, ess")
+    book: Literal["pole", "members"] = Field(
+        description="pole: the pole's own book (the animation cell); members: members' books."
+    )
+    monetary: Decimal
+    in_kind: Decimal
+    total: Decimal
+
+
+class Amount(BaseModel):
+    key: str
+    amount: Decimal
+
+
+class PoleResources(BaseModel):
+    lines: list[ResourceLine]
+    by_type: list[Amount]
+    by_origin: list[Amount]
+    total: Decimal
+
+
+class Levels(BaseModel):
+    animation_cell: FlowSplit = Field(
+        description="The funding of the animation cell: resources posted in the pole's own book."
+    )
+    mobilised_by_the_pole: FlowSplit = Field(
+        description="Resources mobilised by the pole: the exchanges between its members."
+    )
+    common_projects: FlowSplit | None = Field(
+        default=None, description="The weight of common projects: not tracked yet (null)."
+    )
+    note: str = "Common projects are not tracked yet: common_projects is null."
+
+
+class PoleRef(BaseModel):
+    id: uuid.UUID
+    name: str | None
+
+
+class PoleActivity(BaseModel):
+    pole: PoleRef
+    period: PeriodOut
+    currency: str
+    totals: FlowSplit = Field(description="Exchanges between members.")
+    by_month: list[MonthFlows]
+    by_resource: list[PoleResourceFlows]
+    reciprocity: list[Reciprocity]
+    flows: list[MemberFlow] = Field(description="Provider → beneficiary.")
+    resources: PoleResources = Field(
+        description="Direct postings naming a type and an origin, at their source account "
+        "(classes 1, 7 and 87)."
+    )
+    levels: Levels
+
+
+def exchange_flows(pole_id: uuid.UUID, span: Period) -> Any:
+    """The exchanges' lines, one per flow: provider, beneficiary, month, resource, amount."""
+    base = _in(pole_id, span)
+    account = entry_line.c.account
+    common = (
+        func.to_char(entry.c.entry_date, "YYYY-MM").label("month"),
+        entry_line.c.resource,
+        entry_line.c.unit,
+        entry_line.c.quantity,
+    )
+    monetary = (
+        select(
+            *common,
+            literal("monetary", String).label("flow"),
+            entry.c.book_id.label("provider_id"),
+            entry_line.c.counterpart_id.label("beneficiary_id"),
+            _CREDIT_BALANCE.label("amount"),
+        )
+        .select_from(_LINES)
+        .where(*base, entry.c.journal == "EX", account.like("7%"))
+    )
+    in_kind = (
+        select(
+            *common,
+            literal("in_kind", String).label("flow"),
+            entry_line.c.counterpart_id.label("provider_id"),
+            entry.c.book_id.label("beneficiary_id"),
+            _DEBIT_BALANCE.label("amount"),
+        )
+        .select_from(_LINES)
+        .where(
+            *base,
+            entry.c.journal == "CVN",
+            account.like("86%"),
+            entry_line.c.resource.in_(EXCHANGE_RESOURCES),
+        )
+    )
+    return union_all(monetary, in_kind).cte("flows")
+
+
+def _grouped(flows: Any, *keys: str) -> Select[Any]:
+    columns = [flows.c[key] for key in keys]
+    amount, quantity = func.sum(flows.c.amount), func.sum(flows.c.quantity)
+    return (
+        select(*columns, amount.label("amount"), quantity.label("quantity"))
+        .group_by(*columns)
+        .having(_not_empty(amount, quantity))
+        .order_by(*columns)
+    )
+
+
+def pole_resources_statement(pole_id: uuid.UUID, span: Period) -> Select[Any]:
+    account = entry_line.c.account
+    amount = func.sum(_CREDIT_BALANCE)
+    return (
+        select(
+            entry.c.book_id,
+            entry_line.c.resource,
+            entry_line.c.origin,
+            entry_line.c.flow,
+            amount.label("amount"),
+        )
+        .select_from(_LINES)
+        .where(
+            *_in(pole_id, span),
+            entry_line.c.origin.is_not(None),
+            or_(account.like("1%"), account.like("7%"), account.like("87%")),
+        )
+        .group_by(entry.c.book_id, entry_line.c.resource, entry_line.c.origin, entry_line.c.flow)
+        .having(amount != 0)
+    )
+
+
+def months_of(span: Period) -> list[str]:
+    months, day = [], date(span.start.year, span.start.month, 1)
+    while day < span.end:
+        months.append(f"{day:%Y-%m}")
+        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return months
+
+
+def build_resources(rows: Sequence[Any], *, pole_id: uuid.UUID) -> PoleResources:
+    lines: dict[tuple[str, str, str], dict[str, Decimal]] = defaultdict(
+        lambda: {"monetary": ZERO, "in_kind": ZERO}
+    )
+    for row in rows:
+        kind = RESOURCE_TYPE.get(row.resource, row.resource)
+        book = "pole" if row.book_id == pole_id else "members"
+        lines[kind, row.origin, book][row.flow] += row.amount
+    out = [
+        ResourceLine(
+            type=kind,
+            origin=origin,
+            book=book,
+            monetary=sums["monetary"],
+            in_kind=sums["in_kind"],
+            total=sums["monetary"] + sums["in_kind"],
+        )
+        for (kind, origin, book), sums in sorted(lines.items())
+    ]
+    by_type: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    by_origin: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for line in out:
+        by_type[line.type] += line.total
+        by_origin[line.origin] += line.total
+    return PoleResources(
+        lines=out,
+        by_type=[Amount(key=key, amount=value) for key, value in sorted(by_type.items())],
+        by_origin=[Amount(key=key, amount=value) for key, value in sorted(by_origin.items())],
+        total=sum((line.total for line in out), ZERO),
+    )
+
+
+def build_pole_activity(
+    *,
+    pole_id: uuid.UUID,
+    span: Period,
+    currency: str,
+    parties: dict[uuid.UUID, Party],
+    months: Sequence[Any],
+    resources: Sequence[Any],
+    pairs: Sequence[Any],
+    pole_resources: Sequence[Any],
+) -> PoleActivity:
+    by_month: dict[str, dict[str, Decimal]] = {
+        month: {"monetary": ZERO, "in_kind": ZERO} for month in months_of(span)
+    }
+    for row in months:
+        by_month.setdefault(row.month, {"monetary": ZERO, "in_kind": ZERO})[row.flow] += row.amount
+    by_resource: dict[str, dict[str, Decimal]] = defaultdict(
+        lambda: {"monetary": ZERO, "in_kind": ZERO}
+    )
+    quantities: dict[str, list[PoleQuantity]] = defaultdict(list)
+    for row in resources:
+        by_resource[row.resource][row.flow] += row.amount
+        if row.unit is not None and row.quantity:
+            quantities[row.resource].append(
+                PoleQuantity(flow=row.flow, unit=row.unit, quantity=row.quantity)
+            )
+    matrix: dict[tuple[uuid.UUID | None, uuid.UUID | None], dict[str, Decimal]] = defaultdict(
+        lambda: {"monetary": ZERO, "in_kind": ZERO}
+    )
+    given: dict[uuid.UUID | None, dict[str, Decimal]] = defaultdict(
+        lambda: {"monetary": ZERO, "in_kind": ZERO}
+    )
+    received: dict[uuid.UUID | None, dict[str, Decimal]] = defaultdict(
+        lambda: {"monetary": ZERO, "in_kind": ZERO}
+    )
+    for row in pairs:
+        matrix[row.provider_id, row.beneficiary_id][row.flow] += row.amount
+        given[row.provider_id][row.flow] += row.amount
+        received[row.beneficiary_id][row.flow] += row.amount
+
+    def name(party_id: uuid.UUID | None) -> str | None:
+        party = parties.get(party_id) if party_id else None
+        return party.name if party else None
+
+    reciprocity = []
+    for member_id, party in sorted(parties.items(), key=lambda item: (item[1].name, item[0])):
+        if member_id == pole_id:
+            continue
+        gave, got = given[member_id], received[member_id]
+        given_total = gave["monetary"] + gave["in_kind"]
+        received_total = got["monetary"] + got["in_kind"]
+        reciprocity.append(
+            Reciprocity(
+                member_id=member_id,
+                legal_name=party.name,
+                category=party.category,
+                given_monetary=gave["monetary"],
+                given_in_kind=gave["in_kind"],
+                given=given_total,
+                received_monetary=got["monetary"],
+                received_in_kind=got["in_kind"],
+                received=received_total,
+                balance=given_total - received_total,
+                ratio=share(given_total, received_total),
+            )
+        )
+    totals = _split(
+        sum((sums["monetary"] for sums in by_month.values()), ZERO),
+        sum((sums["in_kind"] for sums in by_month.values()), ZERO),
+    )
+    pole_resources_out = build_resources(pole_resources, pole_id=pole_id)
+    cell = [line for line in pole_resources_out.lines if line.book == "pole"]
+    return PoleActivity(
+        pole=PoleRef(id=pole_id, name=name(pole_id)),
+        period=_period_out(span),
+        currency=currency,
+        totals=FlowSplit(**totals),
+        by_month=[
+            MonthFlows(month=month, **_split(sums["monetary"], sums["in_kind"]))
+            for month, sums in sorted(by_month.items())
+        ],
+        by_resource=[
+            PoleResourceFlows(
+                resource=resource,
+                quantities=quantities[resource],
+                **_split(sums["monetary"], sums["in_kind"]),
+            )
+            for resource, sums in sorted(by_resource.items())
+        ],
+        reciprocity=reciprocity,
+        flows=[
+            MemberFlow(
+                provider_id=provider,
+                provider=name(provider),
+                beneficiary_id=beneficiary,
+                beneficiary=name(beneficiary),
+                monetary=sums["monetary"],
+                in_kind=sums["in_kind"],
+                total=sums["monetary"] + sums["in_kind"],
+            )
+            for (provider, beneficiary), sums in sorted(
+                matrix.items(),
+                key=lambda item: (name(item[0][0]) or "~", name(item[0][1]) or "~", str(item[0])),
+            )
+        ],
+        resources=pole_resources_out,
+        levels=Levels(
+            animation_cell=FlowSplit(
+                **_split(
+                    sum((line.monetary for line in cell), ZERO),
+                    sum((line.in_kind for line in cell), ZERO),
+                )
+            ),
+            mobilised_by_the_pole=FlowSplit(**totals),
+        ),
+    )
+
+
+LONG_COLUMNS = ("section", "key", "name", "other_key", "other_name", "measure", "value")
+SPLIT_MEASURES = ("monetary", "in_kind", "total", "in_kind_share")
+
+
+def pole_activity_rows(report: PoleActivity) -> Iterator[tuple[Any, ...]]:
+    """The report in long format: one figure a row."""
+    for measure in SPLIT_MEASURES:
+        yield ("totals", "", "", "", "", measure, getattr(report.totals, measure))
+    for month in report.by_month:
+        for measure in SPLIT_MEASURES:
+            yield ("month", month.month, "", "", "", measure, getattr(month, measure))
+    for resource in report.by_resource:
+        for measure in SPLIT_MEASURES:
+            yield ("resource", resource.resource, "", "", "", measure, getattr(resource, measure))
+        for quantity in resource.quantities:
+            yield (
+                "resource_quantity",
+                resource.resource,
+                "",
+                quantity.unit,
+                "",
+                quantity.flow,
+                quantity.quantity,
+            )
+    reciprocity_measures = [
+        name
+        for name in Reciprocity.model_fields
+        if name not in ("member_id", "legal_name", "category")
+    ]
+    for member_row in report.reciprocity:
+        for measure in reciprocity_measures:
+            yield (
+                "reciprocity",
+                member_row.member_id,
+                member_row.legal_name,
+                "",
+                "",
+                measure,
+                getattr(member_row, measure),
+            )
+    for flow in report.flows:
+        for measure in ("monetary", "in_kind", "total"):
+            yield (
+                "flow",
+                flow.provider_id,
+                flow.provider,
+                flow.beneficiary_id,
+                flow.beneficiary,
+                measure,
+                getattr(flow, measure),
+            )
+    for line in report.resources.lines:
+        for measure in ("monetary", "in_kind", "total"):
+            yield (
+                "resource_origin",
+                line.type,
+                "",
+                line.origin,
+                line.book,
+                measure,
+                getattr(line, measure),
+            )
+    for level in ("animation_cell", "mobilised_by_the_pole", "common_projects"):
+        split: FlowSplit | None = getattr(report.levels, level)
+        for measure in SPLIT_MEASURES:
+            yield ("level", level, "", "", "", measure, getattr(split, measure) if split else None)
+
+
+@router.get(
+    "/pole/activity",
+    summary="The pole's activity: by month and resource, reciprocity, flows between members, "
+    "resources by type and origin (coordinator, auditors)",
+    response_model=PoleActivity,
+    responses=POLE_REPORT_RESPONSES,
+)
+async def pole_activity(
+    *,
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    request: Request,
+    span: PeriodDep,
+    format_: Format = None,
+) -> Response:
+    require_whole_pole(principal)
+    pole_id = principal.pole_id
+    flows = exchange_flows(pole_id, span)
+    async with runtime.session_factory() as session:
+        months = (await session.execute(_grouped(flows, "flow", "month"))).all()
+        resources = (await session.execute(_grouped(flows, "flow", "resource", "unit"))).all()
+        pairs = (
+            await session.execute(_grouped(flows, "flow", "provider_id", "beneficiary_id"))
+        ).all()
+        pole_resources = (await session.execute(pole_resources_statement(pole_id, span))).all()
+        parties = await _parties(session, pole_id)
+        currency = await _currency(session, pole_id)
+    report = build_pole_activity(
+        pole_id=pole_id,
+        span=span,
+        currency=currency,
+        parties=parties,
+        months=months,
+        resources=resources,
+        pairs=pairs,
+        pole_resources=pole_resources,
+    )
+    return answer(
+        request,
+        format_,
+        report,
+        table=lambda: (LONG_COLUMNS, pole_activity_rows(report)),
+        filename=f"pole-activity-{span.start}-{span.end}.csv",
+    )
+
+
+# --- 3. The annex of contributions in kind ----------------------------------------------------
+
+
+class UnitQuantity(BaseModel):
+    unit: str
+    quantity: Decimal
+
+
+class CounterpartRef(BaseModel):
+    id: uuid.UUID
+    legal_name: str | None
+
+
+class InKindAccount(BaseModel):
+    account: str
+    label: str
+    cerfa_account: str = Field(
+        description="The number the Cerfa 12156 subsidy form and the older chart (CRC 99-01) "
+        "use: 870 and 875 swapped."
+    )
+    side: Literal["use", "source"] = Field(description="use: class 86; source: class 87.")
+    amount: Decimal
+    quantities: list[UnitQuantity]
+    valuation_methods: list[str]
+    reference_dates: list[date]
+    counterparts: list[CounterpartRef]
+
+
+class ContributionsInKind(BaseModel):
+    member: MemberRef
+    year: int
+    currency: str
+    accounts: list[InKindAccount]
+    total_uses: Decimal
+    total_sources: Decimal
+
+
+def account_label(account: str) -> str:
+    for length in range(len(account), 0, -1):
+        if account[:length] in ACCOUNTS:
+            return ACCOUNTS[account[:length]]
+    return f"Compte {account}"
+
+
+def contributions_statement(pole_id: uuid.UUID, member_id: uuid.UUID, year: int) -> Select[Any]:
+    use = entry_line.c.account.like("86%")
+    amount = func.sum(case((use, _DEBIT_BALANCE), else_=_CREDIT_BALANCE))
+    quantity = func.sum(entry_line.c.quantity)
+    return (
+        select(
+            entry_line.c.account,
+            entry_line.c.unit,
+            amount.label("amount"),
+            quantity.label("quantity"),
+            func.array_agg(entry_line.c.valuation_method.distinct()).label("methods"),
+            func.array_agg(entry_line.c.reference_date.distinct()).label("reference_dates"),
+            func.array_agg(entry_line.c.counterpart_id.distinct()).label("counterparts"),
+        )
+        .select_from(_LINES)
+        .where(
+            entry.c.pole_id == pole_id,
+            entry.c.book_id == member_id,
+            entry.c.journal == "CVN",
+            entry.c.fiscal_year == year,
+        )
+        .group_by(entry_line.c.account, entry_line.c.unit)
+        .having(_not_empty(amount, quantity))
+        .order_by(entry_line.c.account, entry_line.c.unit)
+    )
+
+
+def build_contributions(
+    row: Any, rows: Sequence[Any], *, year: int, currency: str, parties: dict[uuid.UUID, Party]
+) -> ContributionsInKind:
+    merged: dict[str, InKindAccount] = {}
+    for line in rows:
+        account = merged.get(line.account)
+        if account is None:
+            account = merged[line.account] = InKindAccount(
+                account=line.account,
+                label=account_label(line.account),
+                cerfa_account=legacy_account(line.account),
+                side="use" if line.account.startswith("86") else "source",
+                amount=ZERO,
+                quantities=[],
+                valuation_methods=[],
+                reference_dates=[],
+                counterparts=[],
+            )
+        account.amount += line.amount
+        if line.unit is not None and line.quantity:
+            account.quantities.append(UnitQuantity(unit=line.unit, quantity=line.quantity))
+        account.valuation_methods = sorted(
+            {*account.valuation_methods, *(m for m in line.methods if m is not None)}
+        )
+        account.reference_dates = sorted(
+            {*account.reference_dates, *(d for d in line.reference_dates if d is not None)}
+        )
+        known = {counterpart.id for counterpart in account.counterparts}
+        for counterpart_id in line.counterparts:
+            if counterpart_id is not None and counterpart_id not in known:
+                party = parties.get(counterpart_id)
+                account.counterparts.append(
+                    CounterpartRef(id=counterpart_id, legal_name=party.name if party else None)
+                )
+                known.add(counterpart_id)
+    accounts = list(merged.values())
+    for account in accounts:
+        account.counterparts.sort(key=lambda c: (c.legal_name or "~", str(c.id)))
+    return ContributionsInKind(
+        member=_member_ref(row),
+        year=year,
+        currency=currency,
+        accounts=accounts,
+        total_uses=sum((a.amount for a in accounts if a.side == "use"), ZERO),
+        total_sources=sum((a.amount for a in accounts if a.side == "source"), ZERO),
+    )
+
+
+CONTRIBUTION_COLUMNS = (
+    "account",
+    "label",
+    "cerfa_account",
+    "side",
+    "unit",
+    "quantity",
+    "amount",
+    "valuation_methods",
+    "reference_dates",
+    "counterparts",
+)
+
+
+def contribution_rows(
+    report: ContributionsInKind, rows: Sequence[Any]
+) -> Iterator[tuple[Any, ...]]:
+    """One row per account and unit (the amount valued in that unit)."""
+    accounts = {account.account: account for account in report.accounts}
+    for line in rows:
+        account = accounts[line.account]
+        yield (
+            account.account,
+            account.label,
+            account.cerfa_account,
+            account.side,
+            line.unit,
+            line.quantity,
+            line.amount,
+            account.valuation_methods,
+            account.reference_dates,
+            [c.legal_name or str(c.id) for c in account.counterparts],
+        )
+
+
+@router.get(
+    "/members/{member_id}/contributions-in-kind",
+    summary="A member's yearly table of contributions in kind (classes 86/87), as an annex to "
+    "its accounts (the member, coordinator, auditors)",
+    response_model=ContributionsInKind,
+    responses=MEMBER_REPORT_RESPONSES,
+)
+async def contributions_in_kind(
+    *,
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    request: Request,
+    member_id: MemberId,
+    year: Annotated[int, Query(ge=2000, le=2999, description="The fiscal (calendar) year.")],
+    format_: Format = None,
+) -> Response:
+    async with runtime.session_factory() as session:
+        row = await readable_member(session, principal, member_id)
+        rows = (
+            await session.execute(contributions_statement(principal.pole_id, member_id, year))
+        ).all()
+        parties = await _parties(session, principal.pole_id)
+        currency = await _currency(session, principal.pole_id)
+    report = build_contributions(row, rows, year=year, currency=currency, parties=parties)
+    return answer(
+        request,
+        format_,
+        report,
+        table=lambda: (CONTRIBUTION_COLUMNS, contribution_rows(report, rows)),
+        filename=f"contributions-in-kind-{member_id}-{year}.csv",
+    )
+
+
+# --- 4. Statement of account ------------------------------------------------------------------
+
+
+class StatementLine(BaseModel):
+    entry_date: date
+    journal: str
+    number: int
+    label: str
+    source: str
+    account: str
+    debit: Decimal
+    credit: Decimal
+    balance: Decimal = Field(description="Running balance with this counterpart.")
+
+
+class CounterpartStatement(BaseModel):
+    counterpart_id: uuid.UUID | None
+    legal_name: str | None
+    opening_balance: Decimal = Field(description="Before `from`.")
+    lines: list[StatementLine]
+    total_debit: Decimal
+    total_credit: Decimal
+    closing_balance: Decimal = Field(description="At the end of the period (`to` excluded).")
+
+
+class Statement(BaseModel):
+    member: MemberRef
+    period: PeriodOut
+    currency: str
+    sign: str = (
+        "Balances are debit minus credit of the 411 and 401 accounts: positive, the "
+        "counterpart owes the member; negative, the member owes the counterpart."
+    )
+    counterparts: list[CounterpartStatement]
+    receivable: Decimal = Field(description="The positive closing balances.")
+    payable: Decimal = Field(description="The negative closing balances, as a positive sum.")
+    net: Decimal
+
+
+def statement_statements(
+    pole_id: uuid.UUID, member_id: uuid.UUID, span: Period
+) -> tuple[Select[Any], Select[Any]]:
+    """The opening balance per counterpart, and the period's lines with running balances."""
+    own = (entry.c.pole_id == pole_id, entry.c.book_id == member_id, _THIRD_PARTY)
+    opening = (
+        select(entry_line.c.counterpart_id, func.sum(_DEBIT_BALANCE).label("balance"))
+        .select_from(_LINES)
+        .where(*own, entry.c.entry_date < span.start)
+        .group_by(entry_line.c.counterpart_id)
+    )
+    order = (entry.c.entry_date, entry.c.position, entry_line.c.line_no)
+    running = func.sum(_DEBIT_BALANCE).over(
+        partition_by=entry_line.c.counterpart_id, order_by=order
+    )
+    lines = (
+        select(
+            entry_line.c.counterpart_id,
+            entry.c.entry_date,
+            entry.c.journal,
+            entry.c.number,
+            entry.c.label,
+            entry.c.source,
+            entry_line.c.account,
+            entry_line.c.debit,
+            entry_line.c.credit,
+            running.label("running"),
+        )
+        .select_from(_LINES)
+        .where(*own, entry.c.entry_date >= span.start, entry.c.entry_date < span.end)
+        .order_by(entry_line.c.counterpart_id, *order)
+    )
+    return opening, lines
+
+
+def build_statement(
+    row: Any,
+    opening: Sequence[Any],
+    lines: Sequence[Any],
+    *,
+    span: Period,
+    currency: str,
+    parties: dict[uuid.UUID, Party],
+) -> Statement:
+    openings: dict[uuid.UUID | None, Decimal] = {o.counterpart_id: o.balance for o in opening}
+    grouped: dict[uuid.UUID | None, list[Any]] = defaultdict(list)
+    for line in lines:
+        grouped[line.counterpart_id].append(line)
+    counterparts = []
+    for counterpart_id in {*openings, *grouped}:
+        start = openings.get(counterpart_id, ZERO)
+        own_lines = [
+            StatementLine(
+                entry_date=line.entry_date,
+                journal=line.journal,
+                number=line.number,
+                label=line.label,
+                source=line.source,
+                account=line.account,
+                debit=line.debit,
+                credit=line.credit,
+                balance=start + line.running,
+            )
+            for line in grouped.get(counterpart_id, [])
+        ]
+        party = parties.get(counterpart_id) if counterpart_id else None
+        counterparts.append(
+            CounterpartStatement(
+                counterpart_id=counterpart_id,
+                legal_name=party.name if party else None,
+                opening_balance=start,
+                lines=own_lines,
+                total_debit=sum((line.debit for line in own_lines), ZERO),
+                total_credit=sum((line.credit for line in own_lines), ZERO),
+                closing_balance=own_lines[-1].balance if own_lines else start,
+            )
+        )
+    counterparts.sort(key=lambda c: (c.legal_name or "~", str(c.counterpart_id)))
+    closings = [c.closing_balance for c in counterparts]
+    return Statement(
+        member=_member_ref(row),
+        period=_period_out(span),
+        currency=currency,
+        counterparts=counterparts,
+        receivable=sum((b for b in closings if b > 0), ZERO),
+        payable=-sum((b for b in closings if b < 0), ZERO),
+        net=sum(closings, ZERO),
+    )
+
+
+STATEMENT_COLUMNS = (
+    "counterpart_id",
+    "counterpart",
+    "entry_date",
+    "journal",
+    "number",
+    "account",
+    "label",
+    "debit",
+    "credit",
+    "balance",
+)
+
+
+def statement_rows(report: Statement) -> Iterator[tuple[Any, ...]]:
+    """Per counterpart: its opening balance, its lines, its closing balance."""
+    for c in report.counterparts:
+        who = (c.counterpart_id, c.legal_name)
+        yield (*who, report.period.from_, "", "", "", "opening balance", "", "", c.opening_balance)
+        for line in c.lines:
+            yield (
+                *who,
+                line.entry_date,
+                line.journal,
+                line.number,
+                line.account,
+                line.label,
+                line.debit,
+                line.credit,
+                line.balance,
+            )
+        yield (
+            *who,
+            report.period.to,
+            "",
+            "",
+            "",
+            "closing balance",
+            c.total_debit,
+            c.total_credit,
+            c.closing_balance,
+        )
+
+
+@router.get(
+    "/members/{member_id}/statement",
+    summary="A member's statement of account: its 411/401 lines per counterpart with running "
+    "balances (the member, coordinator, auditors)",
+    response_model=Statement,
+    responses=MEMBER_REPORT_RESPONSES,
+)
+async def member_statement(
+    *,
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    request: Request,
+    member_id: MemberId,
+    span: PeriodDep,
+    format_: Format = None,
+) -> Response:
+    opening_query, lines_query = statement_statements(principal.pole_id, member_id, span)
+    async with runtime.session_factory() as session:
+        row = await readable_member(session, principal, member_id)
+        opening = (await session.execute(opening_query)).all()
+        lines = (await session.execute(lines_query)).all()
+        parties = await _parties(session, principal.pole_id)
+        currency = await _currency(session, principal.pole_id)
+    report = build_statement(row, opening, lines, span=span, currency=currency, parties=parties)
+    return answer(
+        request,
+        format_,
+        report,
+        table=lambda: (STATEMENT_COLUMNS, statement_rows(report)),
+        filename=f"statement-{member_id}-{span.start}-{span.end}.csv",
+    )
+
+
+# --- 5. Settlement proposal -------------------------------------------------------------------
+
+
+class MemberBalance(BaseModel):
+    member_id: uuid.UUID
+    legal_name: str | None
+    balance: Decimal = Field(description="What the others owe it minus what it owes them.")
+
+
+class ProposedPayment(BaseModel):
+    from_: uuid.UUID = Field(serialization_alias="from", description="The member who pays.")
+    from_name: str | None
+    to: uuid.UUID = Field(description="The member who is paid.")
+    to_name: str | None
+    amount: Decimal
+
+
+class SettlementProposal(BaseModel):
+    period: PeriodOut
+    currency: str
+    balances: list[MemberBalance] = Field(description="Members with a non-zero balance.")
+    payments: list[ProposedPayment]
+    exact: bool = Field(
+        description="True: no fewer payments can settle the balances; false: the greedy "
+        "fallback beyond 16 members (largest debtor pays largest creditor)."
+    )
+
+
+def balances_statement(pole_id: uuid.UUID, span: Period) -> Select[Any]:
+    """Each member's net balance with the other members: its 411/401 lines whose counterpart
+    is a member (dues, owed to the pole, are settled with the pole, not between members)."""
+    members = select(member.c.id).where(member.c.pole_id == pole_id).scalar_subquery()
+    return (
+        select(entry.c.book_id.label("member_id"), func.sum(_DEBIT_BALANCE).label("balance"))
+        .select_from(_LINES)
+        .where(
+            *_in(pole_id, span),
+            _THIRD_PARTY,
+            entry.c.book_id.in_(members),
+            entry_line.c.counterpart_id.in_(members),
+        )
+        .group_by(entry.c.book_id)
+    )
+
+
+def build_settlement(
+    rows: Sequence[Any], *, span: Period, currency: str, parties: dict[uuid.UUID, Party]
+) -> SettlementProposal:
+    balances = {row.member_id: row.balance for row in rows if row.balance}
+    try:
+        plan = settle(balances)
+    except ValueError as exc:
+        raise Conflict(f"The members' balances cannot be settled: {exc}.") from exc
+
+    def name(member_id: uuid.UUID) -> str | None:
+        party = parties.get(member_id)
+        return party.name if party else None
+
+    return SettlementProposal(
+        period=_period_out(span),
+        currency=currency,
+        balances=[
+            MemberBalance(member_id=member_id, legal_name=name(member_id), balance=balance)
+            for member_id, balance in sorted(
+                balances.items(), key=lambda item: (name(item[0]) or "~", str(item[0]))
+            )
+        ],
+        payments=[
+            ProposedPayment(
+                from_=payment.payer,
+                from_name=name(payment.payer),
+                to=payment.payee,
+                to_name=name(payment.payee),
+                amount=payment.amount,
+            )
+            for payment in plan.payments
+        ],
+        exact=plan.exact,
+    )
+
+
+SETTLEMENT_COLUMNS = ("section", "member_id", "member", "to_member_id", "to_member", "amount")
+
+
+def settlement_rows(report: SettlementProposal) -> Iterator[tuple[Any, ...]]:
+    for balance in report.balances:
+        yield ("balance", balance.member_id, balance.legal_name, "", "", balance.balance)
+    for payment in report.payments:
+        yield (
+            "payment",
+            payment.from_,
+            payment.from_name,
+            payment.to,
+            payment.to_name,
+            payment.amount,
+        )
+
+
+@router.get(
+    "/pole/settlement",
+    summary="A net settlement proposal: each member's balance with the others and the fewest "
+    "payments that settle them (coordinator, auditors)",
+    response_model=SettlementProposal,
+    responses=POLE_REPORT_RESPONSES,
+)
+async def pole_settlement(
+    *,
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    request: Request,
+    span: PeriodDep,
+    format_: Format = None,
+) -> Response:
+    require_whole_pole(principal)
+    async with runtime.session_factory() as session:
+        rows = (await session.execute(balances_statement(principal.pole_id, span))).all()
+        parties = await _parties(session, principal.pole_id)
+        currency = await _currency(session, principal.pole_id)
+    # Up to 2^16 subsets: off the event loop.
+    report = await run_in_threadpool(
+        build_settlement, rows, span=span, currency=currency, parties=parties
+    )
+    return answer(
+        request,
+        format_,
+        report,
+        table=lambda: (SETTLEMENT_COLUMNS, settlement_rows(report)),
+        filename=f"settlement-{span.start}-{span.end}.csv",
+    )
