@@ -7,12 +7,15 @@ secret on every run, printed to try the API with; secrets are never stored in cl
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 import uuid
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from sqlmodel import col, select
 
 from catalog.credentials import hash_secret
@@ -48,7 +51,8 @@ def _offer_command(data: dict[str, object], members: dict[str, uuid.UUID]) -> Cr
     return CreateOffer.model_validate({**fields, "attributes": attributes})
 
 
-async def load_demo(settings: ServiceSettings) -> None:
+async def load_demo(settings: ServiceSettings) -> dict[str, str]:
+    """Load the catalog's demo data; the demo clients' new secrets, by client id."""
     runtime = ServiceRuntime(DEFINITION, settings)
     try:
         pole_id = await _pole(runtime)
@@ -60,7 +64,7 @@ async def load_demo(settings: ServiceSettings) -> None:
             f"({len(demo_data.OFFERS)} in the demo)",
             flush=True,
         )
-        await _print_clients(runtime, pole_id, members)
+        return await _print_clients(runtime, pole_id, members)
     finally:
         await runtime.stop()
 
@@ -150,14 +154,16 @@ async def _offers(
 
 async def _print_clients(
     runtime: ServiceRuntime, pole_id: uuid.UUID, members: dict[str, uuid.UUID]
-) -> None:
+) -> dict[str, str]:
     owners = {
         "cli_demo_coordinator": members[demo_data.COORDINATOR_KEY],
         "cli_demo_member": members[demo_data.DEMO_MEMBER_KEY],
     }
+    issued: dict[str, str] = {}
     async with runtime.session_factory() as session, session.begin():
         for client_id, role in DEMO_CLIENTS.items():
             secret = secrets.token_urlsafe(32)
+            issued[client_id] = secret
             client = await session.get(ApiClient, client_id)
             if client is None:
                 client = ApiClient(
@@ -176,3 +182,60 @@ async def _print_clients(
                 f"client_secret={secret}",
                 flush=True,
             )
+    return issued
+
+
+DEMO_YEAR = 2026
+DEMO_DUES_RULE = {
+    "basis": "turnover",
+    "brackets": [
+        {"up_to": "100000", "amount": "50.00"},
+        {"up_to": "1000000", "amount": "150.00"},
+        {"amount": "400.00"},
+    ],
+}
+DEMO_GRANT = {
+    "kind": "grant",
+    "on": f"{DEMO_YEAR}-02-15",
+    "label": "Subvention de la Région Centre-Val de Loire pour l'animation du pôle",
+    "amount": "30000.00",
+    "origin": "public",
+}
+LEDGER_WAIT_SECONDS = 60.0
+
+
+async def load_ledger_demo(*, catalog_url: str, ledger_url: str, secret: str) -> None:
+    """Through the ledger's API, as the demo coordinator: the year's dues rule and dues, and a
+    grant. Idempotent: the grant has an Idempotency-Key, dues are posted once per member."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        token = await http.post(
+            f"{catalog_url}/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "cli_demo_coordinator",
+                "client_secret": secret,
+            },
+        )
+        token.raise_for_status()
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        # The ledger learns the pole and its members from the catalog's events: wait for them.
+        deadline = time.monotonic() + LEDGER_WAIT_SECONDS
+        while True:
+            rule = await http.put(
+                f"{ledger_url}/dues-rules/{DEMO_YEAR}", json=DEMO_DUES_RULE, headers=headers
+            )
+            dues = await http.post(f"{ledger_url}/dues/{DEMO_YEAR}", headers=headers)
+            known = len(dues.json()) if dues.status_code == 200 else 0
+            if known >= len(demo_data.MEMBERS) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        grant = await http.post(
+            f"{ledger_url}/postings",
+            json=DEMO_GRANT,
+            headers={**headers, "Idempotency-Key": f"demo-grant-{DEMO_YEAR}"},
+        )
+        print(
+            f"[ptce dev] demo ledger: dues rule {rule.status_code}, dues of {known} members, "
+            f"grant {grant.status_code}",
+            flush=True,
+        )

@@ -152,9 +152,14 @@ class DevSystem:
                     await asyncio.sleep(0.2)
 
     async def load_demo(self) -> None:
-        from ptce.demo import load_demo
+        from ptce.demo import load_demo, load_ledger_demo
 
-        await load_demo(self.settings("catalog"))
+        secrets = await load_demo(self.settings("catalog"))
+        await load_ledger_demo(
+            catalog_url=f"http://127.0.0.1:{self.port('catalog')}",
+            ledger_url=f"http://127.0.0.1:{self.port('ledger')}",
+            secret=secrets["cli_demo_coordinator"],
+        )
 
     def print_banner(self) -> None:
         say("ready:")

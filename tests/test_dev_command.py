@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from ptce import demo_data
 from ptce.embedded import free_port
 
 SERVICES = ("catalog", "exchange", "ledger")
@@ -73,6 +74,11 @@ def test_ptce_dev_runs_the_whole_system_then_stops_cleanly(data_dir: Path) -> No
             assert docs.status_code == 200
             assert any(f"127.0.0.1:{port}" in line for line in lines), service
         assert any("demo pole created" in line for line in lines)
+        demo_members = len(demo_data.MEMBERS)
+        assert any(
+            f"demo ledger: dues rule 200, dues of {demo_members} members, grant 201" in line
+            for line in lines
+        ), "\n".join(lines)
         first_secret = _demo_secret(lines)
         assert _demo_search(ports["catalog"], first_secret)
     finally:
@@ -85,6 +91,8 @@ def test_ptce_dev_runs_the_whole_system_then_stops_cleanly(data_dir: Path) -> No
         assert any("demo pole present" in line for line in lines)
         assert not any("demo pole created" in line for line in lines)
         assert any("0 offers added" in line for line in lines)
+        # The ledger's demo postings are not made twice: the grant is replayed, dues are posted.
+        assert any("dues rule 409" in line and "grant 200" in line for line in lines)
         second_secret = _demo_secret(lines)
         assert _demo_search(ports["catalog"], second_secret)
         stale = httpx.post(
