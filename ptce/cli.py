@@ -296,5 +296,35 @@ def ledger_verify(
         raise typer.Exit(1)
 
 
+@ledger_app.command("reconcile")
+def ledger_reconcile(
+    pole: Annotated[uuid.UUID | None, typer.Option(help="Only this pole.")] = None,
+) -> None:
+    """Compare the exchange's completed exchanges with the journal; exit code 1 on any
+    difference. Reads EXCHANGE_DATABASE_URL and LEDGER_DATABASE_URL."""
+    from ledger.trust import Reconciliation, reconcile
+    from shared.db import create_engine, create_session_factory
+
+    async def main() -> Reconciliation:
+        engines = [
+            create_engine(_settings(service).database_url, pool_size=1)
+            for service in (Service.exchange, Service.ledger)
+        ]
+        try:
+            exchange, ledger = (create_session_factory(engine) for engine in engines)
+            async with exchange() as on_exchange, ledger() as on_ledger:
+                return await reconcile(on_exchange, on_ledger, pole)
+        finally:
+            for engine in engines:
+                await engine.dispose()
+
+    outcome = asyncio.run(main())
+    for difference in outcome.differences:
+        typer.echo(f"{difference.request_id}: {difference.problem}")
+    typer.echo(f"{outcome.exchanges} completed exchanges, {len(outcome.differences)} differences")
+    if outcome.differences:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()
