@@ -1,7 +1,8 @@
 """Benchmark of booking: ``POST /requests`` over HTTP under concurrency, against the same SQL.
 
 Run: ``.venv/bin/python bench/booking.py [--clients 64] [--seconds 20] [--offers N]
-[--workers W] [--warmup S] [--client raw|httpx] [--worker-process] [--profile]``
+[--workers W] [--warmup S] [--client raw|httpx] [--worker-process] [--profile]
+[--open-loop F]``
 
 It starts its own PostgreSQL and Tansu broker in a temporary directory (or uses
 ``PTCE_TEST_POSTGRES_URL`` / ``PTCE_TEST_KAFKA_BOOTSTRAP_SERVERS``, like the tests), creates
@@ -26,6 +27,12 @@ exchange's copy has them. Then, in one run:
    rows; ``COMMIT`` (a conflict rolls back). The services are stopped first: it is the floor.
 3. **checks**: no two holding requests of an offer overlap, in both databases (a self-join
    on ``period && period``), and as many holding requests as 201 answers.
+
+With ``--open-loop F`` (e.g. 0.5), after the closed-loop HTTP phase, an open-loop one: requests
+arrive at a fixed rate, F times the closed-loop rate (Poisson arrivals), on the same
+connections and tokens, for as long, on other offers; latencies count from each request's
+scheduled arrival (a request waiting for a free connection is late, not omitted). Below
+saturation this is the latency a client sees, which a closed loop at saturation cannot show.
 
 It prints answers/s (all, and 201s), p50/p95/p99 latencies and status counts of both phases,
 the ratio of the rates, what the PostgreSQL sessions were doing, the CPU per answer of each
@@ -423,6 +430,14 @@ def _machine_busy() -> float:
     return (sum(fields) - idle - guests) / os.sysconf("SC_CLK_TCK")
 
 
+def _is_worker(pid: int) -> bool:
+    """A uvicorn worker (multiprocessing spawn), not multiprocessing's resource tracker."""
+    with contextlib.suppress(OSError):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        return "resource_tracker" not in cmdline
+    return False
+
+
 def _find_pid(needle: str) -> int | None:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -434,6 +449,7 @@ def _find_pid(needle: str) -> int | None:
 
 MACHINE = "whole machine"
 EXCHANGE = "exchange (uvicorn, all workers)"
+PART = "  of which "  # a process inside a tree already counted (an exchange worker)
 
 
 class CpuMeter:
@@ -798,6 +814,59 @@ async def http_phase(
 Post = Callable[[bytes, str], Awaitable[tuple[int, str]]]
 
 
+async def open_loop_phase(
+    base_url: str,
+    world: World,
+    offers: list[uuid.UUID],
+    seconds: float,
+    *,
+    rate: float,
+    days: int,
+    seed: str,
+    client: str,
+) -> Phase:
+    """``POST /requests`` arriving at ``rate`` per second (Poisson) whatever the answers'
+    pace, each on a free connection (with its token); latency from the scheduled arrival."""
+    phase = Phase(offers=len(offers), days=days)
+    choices = [(a.isoformat(), b.isoformat()) for a, b in slots(world.time_zone, days)]
+    post = _httpx_posts if client == "httpx" else _raw_posts
+    rng = random.Random(seed)  # noqa: S311 - load, not secrets
+    free: asyncio.Queue[tuple[int, Post]] = asyncio.Queue()
+
+    async def one(scheduled: float, index: int, send: Post, body: bytes) -> None:
+        try:
+            status, text = await send(body, world.tokens[index])
+        except (OSError, httpx.HTTPError, asyncio.IncompleteReadError, ValueError) as exc:
+            status, text = -1, repr(exc)
+        finally:
+            free.put_nowait((index, send))
+        phase.samples.append((scheduled, time.perf_counter(), status))
+        if status != 201 and not (status == 409 and "conflicting_period" in text):
+            phase.unexpected.append(f"{status} {text[:300]}")
+
+    async with post(base_url, len(world.tokens)) as senders:
+        for index, send in enumerate(senders):
+            free.put_nowait((index, send))
+        running: set[asyncio.Task[None]] = set()
+        phase.wall_began, phase.began = datetime.now(UTC), time.perf_counter()
+        deadline = phase.began + seconds
+        arrival = phase.began
+        while arrival < deadline:
+            delay = arrival - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            index, send = await free.get()  # all connections busy: this arrival is late
+            start, end = rng.choice(choices)
+            body = f'{{"offer_id":"{rng.choice(offers)}","start":"{start}","end":"{end}"}}'
+            task = asyncio.create_task(one(arrival, index, send, body.encode()))
+            running.add(task)
+            task.add_done_callback(running.discard)
+            arrival += rng.expovariate(rate)
+        await asyncio.gather(*running)
+        phase.ended, phase.wall_ended = time.perf_counter(), datetime.now(UTC)
+    return phase
+
+
 @contextlib.asynccontextmanager
 async def _raw_posts(base_url: str, count: int) -> AsyncIterator[list[Post]]:
     clients = [RawHttp(base_url) for _ in range(count)]
@@ -1004,13 +1073,16 @@ async def prepare_direct(
 
 
 class SessionWatch:
-    """What the database's sessions do during a phase: polls ``pg_stat_activity`` every
-    20 ms, counting the sessions opened (one opened and closed in between is missed) and,
-    on average, how many are in each state."""
+    """What the database's sessions do during a phase: the sessions opened (PostgreSQL's
+    ``pg_stat_database.sessions`` counter: a pool that opens and closes connections shows
+    here) and, polling ``pg_stat_activity`` every 20 ms, how many are in each state on
+    average."""
+
+    _SESSIONS = "SELECT sessions FROM pg_stat_database WHERE datname = $1"
 
     def __init__(self, dsn: str, database: str) -> None:
         self.dsn, self.database = dsn, database
-        self.seen: set[tuple[int, datetime]] = set()
+        self.opened = 0
         self.states: Counter[str] = Counter()
         self.polls = 0
 
@@ -1022,7 +1094,7 @@ class SessionWatch:
             return "in a transaction, waiting for its client"
         return "idle" if state == "idle" else str(state)
 
-    async def _poll(self, conn: Any, since: datetime) -> None:
+    async def _poll(self, conn: Any) -> None:
         while True:
             rows = await conn.fetch(
                 "SELECT pid, backend_start, state, wait_event_type FROM pg_stat_activity"
@@ -1032,22 +1104,23 @@ class SessionWatch:
             )
             self.polls += 1
             for r in rows:
-                if r["backend_start"] >= since:
-                    self.seen.add((r["pid"], r["backend_start"]))
                 self.states[self._state(r["state"], r["wait_event_type"])] += 1
             await asyncio.sleep(0.02)
 
     @contextlib.asynccontextmanager
     async def watching(self) -> AsyncIterator[None]:
         conn = await asyncpg.connect(self.dsn)
-        since = datetime.now(UTC)
-        task = asyncio.create_task(self._poll(conn, since))
+        sessions = int(await conn.fetchval(self._SESSIONS, self.database) or 0)
+        task = asyncio.create_task(self._poll(conn))
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            with contextlib.suppress(Exception):
+                opened = await conn.fetchval(self._SESSIONS, self.database)
+                self.opened = int(opened or 0) - sessions
             await conn.close()
 
     def summary(self) -> dict[str, float]:
@@ -1171,10 +1244,12 @@ class Results:
     settings: ServiceSettings
     http_warmup: Phase
     http: Phase
+    open_loop: Phase | None
     direct_warmup: Phase
     direct: Phase
     checks: list[Check]
     server_ms: list[float]
+    open_server_ms: list[float]
     copy_seconds: float
     setup_seconds: float
     profile: dict[str, Counter[str]]
@@ -1207,6 +1282,15 @@ async def measure(
         "PostgreSQL (all backends)": await postmaster_pid(exchange_dsn),
         "broker": _find_pid(f"tcp://{srv.bootstrap_servers}"),
     }
+    # Each uvicorn worker apart: the kernel spreads the clients' keep-alive connections over
+    # them unevenly, and one saturated worker beside an idle one shows here.
+    roots.update(
+        {
+            f"{PART}worker {pid}": pid
+            for pid, (parent, _) in _proc_table().items()
+            if parent == deployment.exchange_pid and _is_worker(pid)
+        }
+    )
     meter = CpuMeter(roots)
 
     print(f"HTTP: {args.warmup:g} s warm-up…", file=sys.stderr)
@@ -1237,12 +1321,39 @@ async def measure(
             client=args.client,
         )
     http.cpu = meter.stop()
-    http.sessions, http.backends = len(watch.seen), watch.summary()
+    http.sessions, http.backends = watch.opened, watch.summary()
     if args.profile:
         await asyncio.sleep(0.6)  # the samplers write every 0.25 s
     profile = profile_delta(profile_before, read_profiles(procs.logs))
     server_ms = server_durations(procs.logs / "exchange.log", http)
-    created = sum(p.statuses[201] for p in (http_warmup, http))
+    open_loop = None
+    if args.open_loop > 0:
+        rate = args.open_loop * http.steady_rate()
+        unused = world.offers[space.offers :]
+        open_space = space_for(
+            rate, args.seconds, offers=args.offers, most=max(len(unused), MIN_OFFERS)
+        )
+        pool = unused if len(unused) >= open_space.offers else world.offers
+        print(
+            f"HTTP open loop: {args.seconds:g} s at {rate:.0f}/s on {open_space}…", file=sys.stderr
+        )
+        meter.start()
+        open_loop = await open_loop_phase(
+            deployment.exchange_url,
+            world,
+            pool[: open_space.offers],
+            args.seconds,
+            rate=rate,
+            days=open_space.days,
+            seed=f"{run_id}-o",
+            client=args.client,
+        )
+        open_loop.cpu = meter.stop()
+        await asyncio.sleep(0.5)  # the last request lines reach the log
+    open_server_ms = (
+        server_durations(procs.logs / "exchange.log", open_loop) if open_loop is not None else []
+    )
+    created = sum(p.statuses[201] for p in (http_warmup, http, open_loop) if p is not None)
     http_check = await check(exchange_dsn, "exchange (HTTP)", created)
 
     # The floor is measured alone: the services (and their relays, consumers) stop first.
@@ -1278,7 +1389,7 @@ async def measure(
             topic=topic,
         )
     direct.cpu = meter.stop()
-    direct.sessions, direct.backends = len(watch.seen), watch.summary()
+    direct.sessions, direct.backends = watch.opened, watch.summary()
     created = sum(p.statuses[201] for p in (direct_warmup, direct))
     direct_check = await check(direct_dsn, "copy (SQL)", created)
     return Results(
@@ -1287,10 +1398,12 @@ async def measure(
         settings=ExchangeSettings(database_url=deployment.env["EXCHANGE_DATABASE_URL"]),
         http_warmup=http_warmup,
         http=http,
+        open_loop=open_loop,
         direct_warmup=direct_warmup,
         direct=direct,
         checks=[http_check, direct_check],
         server_ms=server_ms,
+        open_server_ms=open_server_ms,
         copy_seconds=copy_seconds,
         setup_seconds=setup_seconds,
         profile=profile,
@@ -1317,21 +1430,35 @@ def _phase_lines(name: str, phase: Phase) -> list[str]:
     statuses = phase.statuses
     others = sum(n for s, n in statuses.items() if s not in (201, 409))
     total = max(len(phase.samples), 1)
-    return [
+    lines = [
         f"{name:<26}{len(phase.samples):>7}{phase.rate():>9.0f}{phase.rate(201):>8.0f}"
         f"{statuses[201]:>7}{statuses[409]:>7} ({100 * statuses[409] / total:>4.1f} %)"
         f"{others:>6}   {phase.offers:>3} offers x {phase.days:>2} days, "
         f"{phase.sessions} PG sessions opened",
         f"{'':<26}latency ms  p50 / p95 / p99 / max:{_pcts(phase.latencies_ms())}",
-        f"{'':<26}PG sessions, on average: "
-        + ", ".join(f"{n:.1f} {state}" for state, n in phase.backends.items() if n >= 0.05),
     ]
+    if phase.backends:
+        lines.append(
+            f"{'':<26}PG sessions, on average: "
+            + ", ".join(f"{n:.1f} {state}" for state, n in phase.backends.items() if n >= 0.05)
+        )
+    workers = sorted((sum(v) for n, v in phase.cpu.items() if n.startswith(PART)), reverse=True)
+    if workers and phase.seconds > 0:
+        lines.append(
+            f"{'':<26}exchange workers busy: "
+            + " + ".join(f"{cpu / phase.seconds:.2f}" for cpu in workers)
+            + f" CPUs; whole machine {phase.cpu.get(MACHINE, (math.nan, 0))[0] / phase.seconds:.2f}"
+        )
+    return lines
 
 
 def _cpu_lines(http: Phase, direct: Phase) -> list[str]:
     """CPU per component and phase: seconds, ms per answer (user + system)."""
-    names = [n for n in http.cpu if n != MACHINE]
+    names = [n for n in http.cpu if n != MACHINE and not n.startswith(PART)]
     names.sort(key=lambda n: -sum(http.cpu[n]))
+    parts = sorted((n for n in http.cpu if n.startswith(PART)), key=lambda n: -sum(http.cpu[n]))
+    if EXCHANGE in names:
+        names[names.index(EXCHANGE) + 1 : names.index(EXCHANGE) + 1] = parts
     lines = [
         f"{'CPU during the measured phase':<36}{'HTTP: s':>9}{'ms/answer (user+sys)':>24}"
         f"{'SQL: s':>9}{'ms/answer (user+sys)':>24}"
@@ -1353,7 +1480,7 @@ def _cpu_lines(http: Phase, direct: Phase) -> list[str]:
         )
     sums = []
     for phase in (http, direct):
-        ours = sum(sum(v) for n, v in phase.cpu.items() if n != MACHINE)
+        ours = sum(sum(v) for n, v in phase.cpu.items() if n != MACHINE and PART not in n)
         machine = phase.cpu.get(MACHINE, (math.nan, 0.0))[0]
         sums.append((ours, machine, phase.seconds))
     lines.append(
@@ -1370,7 +1497,8 @@ def render(results: Results, args: argparse.Namespace, srv: Servers) -> str:
     http, direct = results.http, results.direct
     p99 = percentile(http.latencies_ms(), 0.99)
     ratio = http.rate() / direct.rate() if direct.rate() > 0 else math.nan
-    unexpected = http.unexpected + direct.unexpected
+    open_loop = results.open_loop
+    unexpected = http.unexpected + direct.unexpected + (open_loop.unexpected if open_loop else [])
     doubles = sum(c.double_bookings for c in results.checks)
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     settings = results.settings
@@ -1406,12 +1534,18 @@ def render(results: Results, args: argparse.Namespace, srv: Servers) -> str:
         rule,
         f"{'':<26}{'answers':>7}{'ans/s':>9}{'201/s':>8}{'201':>7}{'409':>7}{'':9}{'other':>6}",
         *_phase_lines("POST /requests over HTTP", http),
+        *(_phase_lines(f"open loop, {args.open_loop:g} x rate", open_loop) if open_loop else []),
         *_phase_lines("same booking in SQL", direct),
     ]
     if results.server_ms:
         lines.append(
             f"{'exchange request log':<26}{len(results.server_ms):>7} durations, "
             f"ms p50 / p95 / p99 / max:{_pcts(results.server_ms)}"
+        )
+    if results.open_server_ms:
+        lines.append(
+            f"{'  the same, open loop':<26}{len(results.open_server_ms):>7} durations, "
+            f"ms p50 / p95 / p99 / max:{_pcts(results.open_server_ms)}"
         )
     lines += [
         f"ratio       HTTP rate / SQL rate = {http.rate():.0f} / {direct.rate():.0f} = "
@@ -1436,6 +1570,14 @@ def render(results: Results, args: argparse.Namespace, srv: Servers) -> str:
     for text, ok in verdicts:
         lines.append(f"target      {text}: {'PASS' if ok else 'FAIL'}")
     lines.append(f"verdict     {'PASS' if all(ok for _, ok in verdicts) else 'FAIL'}")
+    if open_loop is not None:
+        open_p99 = percentile(open_loop.latencies_ms(), 0.99)
+        lines.append(
+            f"(open loop  {len(open_loop.samples) / open_loop.seconds:.0f} arrivals/s = "
+            f"{args.open_loop:g} x the closed-loop rate: p99 {open_p99:.1f} ms, "
+            f"{'under' if open_p99 < TARGET_P99_MS else 'over'} {TARGET_P99_MS:g} ms; "
+            "for information, not part of the verdict)"
+        )
     if args.profile:
         lines += [
             rule,
@@ -1472,6 +1614,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="sample the exchange workers' stacks (SIGPROF) and count their statements",
     )
     parser.add_argument(
+        "--open-loop",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="also run an open loop at F x the closed-loop rate (e.g. 0.5; default: off)",
+    )
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="keep the services' logs (printed where)"
+    )
+    parser.add_argument(
         "--worker-process",
         action="store_true",
         help="the exchange's relay and consumer in `ptce worker exchange`, not in the API",
@@ -1479,6 +1631,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0 or args.offers < 0 or args.workers < 1:
         parser.error("--clients, --seconds and --workers must be positive, --offers >= 0")
+    if args.open_loop < 0:
+        parser.error("--open-loop must be >= 0")
     if args.warmup <= 0:
         parser.error("--warmup must be positive (it sizes the slot space)")
     signal.signal(signal.SIGTERM, _interrupt)
@@ -1504,7 +1658,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         print(f"failed; the services' logs are in {logs}", file=sys.stderr)
         raise
-    shutil.rmtree(logs, ignore_errors=True)
+    if args.keep_logs:
+        print(f"the services' logs are in {logs}", file=sys.stderr)
+    else:
+        shutil.rmtree(logs, ignore_errors=True)
     print(render(results, args, srv))
     return 0
 

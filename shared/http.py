@@ -67,7 +67,9 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+async def get_runtime(request: Request) -> ServiceRuntime:
+    # ``async``: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop
+    # (and two event loop wake-ups) per request for an attribute read.
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
 

@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.errors import UnprocessableEntity
 
@@ -71,7 +71,12 @@ def fingerprint(*parts: str) -> str:
 
 
 async def claim(
-    session: AsyncSession, table: Table, *, client_id: str, key: str, request_fingerprint: str
+    session: AsyncSession | AsyncConnection,
+    table: Table,
+    *,
+    client_id: str,
+    key: str,
+    request_fingerprint: str,
 ) -> Replay | None:
     """Take the key for this transaction, or return the answer already given for it."""
     inserted = await session.scalar(
@@ -100,7 +105,13 @@ async def claim(
 
 
 async def remember(
-    session: AsyncSession, table: Table, *, client_id: str, key: str, status: int, body: str
+    session: AsyncSession | AsyncConnection,
+    table: Table,
+    *,
+    client_id: str,
+    key: str,
+    status: int,
+    body: str,
 ) -> None:
     """Record the answer, in the transaction that made it."""
     await session.execute(

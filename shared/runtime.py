@@ -23,7 +23,7 @@ from shared.logging import get_logger
 from shared.migrations import current_revision, head_revision
 from shared.outbox import OutboxRelay
 from shared.settings import ServiceSettings
-from shared.uow import UnitOfWork
+from shared.uow import ConnectionUnitOfWork, UnitOfWork
 
 log = get_logger(__name__)
 
@@ -67,6 +67,9 @@ class ServiceRuntime:
         self.definition = definition
         self.settings = settings
         self.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        self.autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        """The same pool, for a lone statement that needs no transaction: no ``BEGIN`` and no
+        ``ROLLBACK`` round trips around it (a read of committed rows, like a principal check)."""
         self.session_factory = create_session_factory(self.engine)
         self.relay = OutboxRelay(service=definition.name, engine=self.engine, settings=settings)
         self.consumers = [
@@ -96,6 +99,14 @@ class ServiceRuntime:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(
             self.session_factory,
+            outbox=self.definition.outbox,
+            topic_prefix=self.settings.kafka_topic_prefix,
+        )
+
+    def connection_uow(self) -> ConnectionUnitOfWork:
+        """A unit of work on a Core connection: for hot paths without ORM objects."""
+        return ConnectionUnitOfWork(
+            self.engine,
             outbox=self.definition.outbox,
             topic_prefix=self.settings.kafka_topic_prefix,
         )

@@ -3,22 +3,63 @@
 It rolls back unless told to commit. Events are recorded on it explicitly
 (``uow.publish(SomethingHappened(...))``) and written to the outbox in the same
 transaction at commit, so a state change and its event are never separated.
+
+:class:`UnitOfWork` works on an ORM session; :class:`ConnectionUnitOfWork` is the same on a
+Core connection, for a hot path that runs Core statements only (no ORM objects): it saves
+the session's own work on every statement and at commit.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from sqlalchemy import Table, insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Insert, Table, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.events.envelope import new_cloudevent, to_structured_json
 from shared.events.registry import EventPayload, topic_name
 from shared.logging import request_id_var
 
 
-class UnitOfWork:
+@cache
+def _outbox_insert(outbox: Table) -> Insert:
+    return insert(outbox)  # built once: its cache key is then computed once too
+
+
+class BaseUnitOfWork:
+    """The events recorded during a unit of work, and their outbox rows."""
+
+    def __init__(self, *, outbox: Table, topic_prefix: str = "") -> None:
+        self._outbox = outbox
+        self._topic_prefix = topic_prefix
+        self._pending: list[EventPayload] = []
+
+    def publish(self, payload: EventPayload) -> None:
+        """Record an event to be written to the outbox when this unit of work commits."""
+        self._pending.append(payload)
+
+    def _outbox_rows(self) -> list[dict[str, Any]]:
+        """The recorded events as outbox rows (and forget them)."""
+        request_id = request_id_var.get()
+        rows = []
+        for payload in self._pending:
+            event = new_cloudevent(payload, request_id=request_id)
+            rows.append(
+                {
+                    "event_id": event.get_id(),
+                    "topic": topic_name(payload.event_spec.service, self._topic_prefix),
+                    "key": payload.aggregate_key(),
+                    "event_type": payload.event_spec.type,
+                    "cloudevent": to_structured_json(event),
+                }
+            )
+        self._pending = []
+        return rows
+
+
+class UnitOfWork(BaseUnitOfWork):
     session: AsyncSession
 
     def __init__(
@@ -28,10 +69,8 @@ class UnitOfWork:
         outbox: Table,
         topic_prefix: str = "",
     ) -> None:
+        super().__init__(outbox=outbox, topic_prefix=topic_prefix)
         self._session_factory = session_factory
-        self._outbox = outbox
-        self._topic_prefix = topic_prefix
-        self._pending: list[EventPayload] = []
 
     async def __aenter__(self) -> Self:
         self.session = self._session_factory()
@@ -49,29 +88,11 @@ class UnitOfWork:
         finally:
             await self.session.close()
 
-    def publish(self, payload: EventPayload) -> None:
-        """Record an event to be written to the outbox when this unit of work commits."""
-        self._pending.append(payload)
-
     async def flush_events(self) -> None:
         """Write the recorded events to the outbox (inside the open transaction)."""
         if not self._pending:
             return
-        request_id = request_id_var.get()
-        rows = []
-        for payload in self._pending:
-            event = new_cloudevent(payload, request_id=request_id)
-            rows.append(
-                {
-                    "event_id": event.get_id(),
-                    "topic": topic_name(payload.event_spec.service, self._topic_prefix),
-                    "key": payload.aggregate_key(),
-                    "event_type": payload.event_spec.type,
-                    "cloudevent": to_structured_json(event),
-                }
-            )
-        self._pending = []
-        await self.session.execute(insert(self._outbox), rows)
+        await self.session.execute(insert(self._outbox), self._outbox_rows())
 
     async def commit(self) -> None:
         # Outbox rows are inserted last, after the aggregate's own rows are locked, so that
@@ -82,3 +103,42 @@ class UnitOfWork:
     async def rollback(self) -> None:
         self._pending = []
         await self.session.rollback()
+
+
+class ConnectionUnitOfWork(BaseUnitOfWork):
+    """A unit of work on a Core connection of ``engine`` (``self.connection``), not a session.
+
+    Statements run on ``self.connection`` in one transaction (begun by the first of them);
+    savepoints with ``self.connection.begin_nested()``. Leaving without ``commit()`` rolls
+    back (closing the connection does).
+    """
+
+    connection: AsyncConnection
+
+    def __init__(self, engine: AsyncEngine, *, outbox: Table, topic_prefix: str = "") -> None:
+        super().__init__(outbox=outbox, topic_prefix=topic_prefix)
+        self._engine = engine
+
+    async def __aenter__(self) -> Self:
+        self.connection = await self._engine.connect().start()
+        self._pending = []
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._pending = []
+        await self.connection.close()  # rolls back what was not committed
+
+    async def flush_events(self) -> None:
+        """Write the recorded events to the outbox (inside the open transaction)."""
+        if self._pending:
+            await self.connection.execute(_outbox_insert(self._outbox), self._outbox_rows())
+
+    async def commit(self) -> None:
+        # Outbox rows last, as in UnitOfWork.commit.
+        await self.flush_events()
+        await self.connection.commit()

@@ -98,6 +98,13 @@ async def started(cast: Cast) -> dict[str, str]:
     return ids
 
 
+async def completed(cast: Cast) -> dict[str, str]:
+    ids = await started(cast)
+    done = await cast.on_exchange("provider").post(f"/requests/{ids['request_id']}/complete")
+    assert done.status_code == 200, done.text
+    return ids
+
+
 async def series(cast: Cast) -> dict[str, str]:
     start, end = cast.next_slot()
     made = await cast.on_exchange("requester").post(
@@ -168,6 +175,13 @@ CASES = [
     Case("POST", "/requests/{request_id}/complete", started, PROVIDER_SIDE),
     Case("POST", "/requests/{request_id}/no-show", started, PROVIDER_SIDE),
     Case("POST", "/requests/{request_id}/object", started, EITHER_SIDE, body=lambda _: REASON),
+    Case(
+        "POST",
+        "/requests/{request_id}/correct",
+        completed,
+        PROVIDER_SIDE,
+        body=lambda _: {"quantity_used": "0.5", "reason": "Une demi-journée seulement"},
+    ),
     Case("GET", "/series/{series_id}", series, (200, 200, 404, 200, 200, 404, 404)),
     Case("POST", "/series/{series_id}/cancel", series, EITHER_SIDE, body=lambda _: REASON),
     Case(

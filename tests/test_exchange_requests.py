@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from exchange.models import booking_request
-from ptce.testing.api import outbox_types, problem, walk_without_token
+from ptce.testing.api import AVAILABILITY, outbox_types, problem, walk_without_token
 from ptce.testing.exchange import PARIS, Market, at, next_monday, parties
 
 
@@ -118,8 +118,25 @@ async def test_periods_are_checked_against_the_offer(market: Market) -> None:
     assert problem(await ask(at(day, 17), at(day, 19)), 422)  # after closing
     assert problem(await ask(at(day + timedelta(days=1), 10), at(day + timedelta(days=1), 12)), 422)
     assert problem(await ask(at(day, 10), at(day, 10, 30)), 422)  # under the minimum
-    tomorrow = datetime.now(PARIS).date() + timedelta(days=1)
-    assert problem(await ask(at(tomorrow, 10), at(tomorrow, 11)), 422)  # notice (or closed)
+    # Notice: an offer open at all hours, asked for two hours from now (24 h needed).
+    always_open = {
+        **AVAILABILITY,
+        "weekly_hours": [{"weekday": d, "opens": "00:00", "closes": "23:59"} for d in range(7)],
+        "closures": [],
+    }
+    around_the_clock = await market.published(provider, availability=always_open, title="Salle C")
+    soon = datetime.now(PARIS).replace(second=0, microsecond=0) + timedelta(hours=2)
+    short_notice = await ex.post(
+        "/requests",
+        json={
+            "offer_id": around_the_clock["id"],
+            "start": soon.isoformat(),
+            "end": (soon + timedelta(hours=1)).isoformat(),
+        },
+    )
+    assert problem(short_notice, 422)["invalid-params"] == [
+        {"name": "body.start", "reason": "needs 24 h notice and cannot be in the past"}
+    ]
     own = await market.on_exchange(provider).post(
         "/requests", json={"offer_id": offer["id"], "start": at(day, 10), "end": at(day, 12)}
     )

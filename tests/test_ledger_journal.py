@@ -277,3 +277,46 @@ async def test_entries_cut_off_the_end_of_the_chain_are_noticed(books: Books) ->
 
 def _with(posting: Posting, **changes: Any) -> Posting:
     return Posting(**{**posting.__dict__, **changes})
+
+
+async def test_a_corrected_exchange_is_reversed_and_posted_again(books: Books) -> None:
+    market = books.market
+    _, provider, requester = await parties(market)
+    offer = await market.published(provider, booking_mode="instant")
+    day = next_monday()
+    made = await market.on_exchange(requester).post(
+        "/requests", json={"offer_id": offer["id"], "start": at(day, 9), "end": at(day, 18)}
+    )
+    request_id = made.json()["id"]
+    await market.shift_period(request_id, start_in=timedelta(hours=-10), length=timedelta(hours=9))
+    await market.on_exchange(provider).post(f"/requests/{request_id}/complete")
+    corrected = await market.on_exchange(provider).post(
+        f"/requests/{request_id}/correct",
+        json={"quantity_used": "0.5", "reason": "La salle n'a servi que le matin"},
+    )
+    assert corrected.status_code == 200, corrected.text
+    assert corrected.json()["quantity_used"] == "0.50"
+    again = await market.on_exchange(provider).post(
+        f"/requests/{request_id}/correct", json={"quantity_used": "0.5", "reason": "x"}
+    )
+    assert again.status_code == 422
+
+    async def reposted() -> list[Any]:
+        rows = await _entries(books)
+        return rows if len(rows) == 9 else []  # 3 posted, 3 reversed, 3 posted again
+
+    rows = await eventually(reposted)
+    assert sum(1 for row in rows if row.reverses_id is not None) == 3
+    async with books.runtime.session_factory() as session:
+        totals = dict(
+            (
+                await session.execute(
+                    select(entry_line.c.flow, func.sum(entry_line.c.debit - entry_line.c.credit))
+                    .where(entry_line.c.account.in_(["411", "8611"]))
+                    .group_by(entry_line.c.flow)
+                )
+            ).all()
+        )
+        assert (await verify_chain(session, provider.pole_id)).intact
+    # Half a day: 40 € in money and 60 € in kind, each counted once.
+    assert totals == {"monetary": Decimal("40.00"), "in_kind": Decimal("60.00")}

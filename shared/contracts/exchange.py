@@ -110,6 +110,12 @@ class RequestCompleted(RequestSnapshot):
     """The exchange took place; ``quantity_used`` is what the ledger values."""
 
 
+@event("ptce.exchange.request.corrected.v1", key="request_id")
+class RequestCorrected(RequestSnapshot):
+    """The quantity used of a completed exchange was corrected (by its provider or the
+    coordinator, with a reason): the ledger reverses what it posted and posts it again."""
+
+
 @event("ptce.exchange.request.no_show.v1", key="request_id")
 class RequestNoShow(RequestSnapshot):
     """The requester did not come; the provider recorded it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -34,7 +35,7 @@ from shared.http import RuntimeDep
 from shared.idempotency import IdempotencyKey, claim, fingerprint, remember
 from shared.pagination import Page, PageRequest, encode_cursor, page_request
 from shared.runtime import ServiceRuntime
-from shared.uow import UnitOfWork
+from shared.uow import ConnectionUnitOfWork
 from shared.versioning import etag, set_etag
 
 router = APIRouter(tags=["requests"])
@@ -62,7 +63,7 @@ class RequestOut(BaseModel):
     created_at: datetime
 
 
-def _out(row: Any, response: Response | None = None) -> RequestOut:
+def request_answer(row: Any, response: Response | None = None) -> RequestOut:
     if response is not None:
         set_etag(response, row.version)
     return RequestOut(
@@ -81,15 +82,16 @@ async def _idempotent_create(
     idempotency_key: str | None,
     route: str,
     body: BaseModel,
-    create: Callable[[UnitOfWork], Awaitable[str]],
+    create: Callable[[ConnectionUnitOfWork], Awaitable[str]],
 ) -> str:
     """Run ``create`` (which answers a JSON body) once per ``Idempotency-Key``: a retry gets
-    the first answer's bytes; without a key, every call creates."""
-    async with runtime.uow() as uow:
+    the first answer's bytes; without a key, every call creates. A unit of work on a Core
+    connection: what creates runs Core statements only."""
+    async with runtime.connection_uow() as uow:
         if idempotency_key is not None:
             request_fingerprint = fingerprint(route, body.model_dump_json())
             replay = await claim(
-                uow.session,
+                uow.connection,
                 idempotency_table,
                 client_id=principal.client_id,
                 key=idempotency_key,
@@ -100,7 +102,7 @@ async def _idempotent_create(
         answer_json = await create(uow)
         if idempotency_key is not None:
             await remember(
-                uow.session,
+                uow.connection,
                 idempotency_table,
                 client_id=principal.client_id,
                 key=idempotency_key,
@@ -124,8 +126,8 @@ async def post_request(
     body: NewRequest,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    async def create(uow: UnitOfWork) -> str:
-        return _out(await create_request(uow, principal, body)).model_dump_json()
+    async def create(uow: ConnectionUnitOfWork) -> str:
+        return request_answer(await create_request(uow, principal, body)).model_dump_json()
 
     answer_json = await _idempotent_create(
         runtime,
@@ -135,8 +137,8 @@ async def post_request(
         body=body,
         create=create,
     )
-    answer = RequestOut.model_validate_json(answer_json)
-    return _created(answer_json, f"/requests/{answer.id}", etag(answer.version))
+    answer = json.loads(answer_json)  # fresh or replayed: its id and version, not revalidated
+    return _created(answer_json, f"/requests/{answer['id']}", etag(answer["version"]))
 
 
 def _created(answer_json: str, location: str, entity_tag: str | None = None) -> Response:
@@ -181,11 +183,11 @@ async def post_series(
     body: NewSeries,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    async def create(uow: UnitOfWork) -> str:
+    async def create(uow: ConnectionUnitOfWork) -> str:
         outcome = await create_series(uow, principal, body)
         return SeriesOut(
             series_id=outcome.series_id,
-            booked=[_out(row) for row in outcome.booked],
+            booked=[request_answer(row) for row in outcome.booked],
             conflicts=[OccurrenceConflict.model_validate(c) for c in outcome.conflicts],
         ).model_dump_json()
 
@@ -197,7 +199,7 @@ async def post_series(
         body=body,
         create=create,
     )
-    series_id = SeriesOut.model_validate_json(answer_json).series_id
+    series_id = json.loads(answer_json)["series_id"]
     return _created(answer_json, f"/series/{series_id}")
 
 
@@ -212,7 +214,7 @@ async def get_series(
 ) -> SeriesState:
     async with runtime.session_factory() as session:
         rows = await series_rows(session, principal, series_id)
-    return SeriesState(series_id=series_id, occurrences=[_out(row) for row in rows])
+    return SeriesState(series_id=series_id, occurrences=[request_answer(row) for row in rows])
 
 
 @router.post(
@@ -225,7 +227,7 @@ async def post_cancel_series(
     async with runtime.uow() as uow:
         moved = await cancel_series(uow, principal, series_id, body)
         await uow.commit()
-    return SeriesState(series_id=series_id, occurrences=[_out(row) for row in moved])
+    return SeriesState(series_id=series_id, occurrences=[request_answer(row) for row in moved])
 
 
 class Objection(BaseModel):
@@ -249,7 +251,7 @@ async def post_objection(
     async with runtime.uow() as uow:
         row = await object_to_completion(uow, principal, request_id, body.reason)
         await uow.commit()
-    return _out(row, response)
+    return request_answer(row, response)
 
 
 @router.get("/requests/{request_id}", summary="A request the caller is a party to")
@@ -258,7 +260,7 @@ async def get_request(
 ) -> RequestOut:
     async with runtime.session_factory() as session:
         row = await request_of_pole(session, principal, request_id)
-    return _out(row, response)
+    return request_answer(row, response)
 
 
 @router.get(
@@ -290,7 +292,7 @@ async def list_requests(
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     return Page(
-        items=[_out(row) for row in rows],
+        items=[request_answer(row) for row in rows],
         next_cursor=encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more else None,
     )
 
@@ -306,7 +308,7 @@ def _mover(action: str) -> Any:
         async with runtime.uow() as uow:
             row = await move(uow, principal, request_id, action, body or MoveBody())
             await uow.commit()
-        return _out(row, response)
+        return request_answer(row, response)
 
     return change_state
 

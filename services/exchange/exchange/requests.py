@@ -20,10 +20,12 @@ an accepted one, so two members cannot both be promised the same room.
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections import namedtuple
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -31,10 +33,10 @@ from zoneinfo import ZoneInfo
 from asyncpg.exceptions import ExclusionViolationError
 from fastapi.encoders import jsonable_encoder
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import Range
+from sqlalchemy import bindparam, func, insert, literal_column, select, update
+from sqlalchemy.dialects.postgresql import TSTZRANGE, Range
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from exchange.models import HOLDING_STATES, booking_request, offer, pole
 from shared.auth import Principal, Role
@@ -54,10 +56,13 @@ from shared.contracts.exchange import (
 )
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, NotFound, NotReadyYet, UnprocessableEntity
-from shared.uow import UnitOfWork
+from shared.uow import BaseUnitOfWork, ConnectionUnitOfWork, UnitOfWork
 
 PERIOD_KINDS = ("premises", "equipment", "staff_time")
 CENT = Decimal("0.01")
+
+Database = AsyncSession | AsyncConnection
+"""Where a statement runs: a unit of work's session, or (cheaper in Python) its connection."""
 
 
 class NewRequest(BaseModel):
@@ -215,37 +220,54 @@ def freeze_terms(offer_row: Any, quantity: Decimal, currency: str) -> FrozenTerm
     )
 
 
-async def _locked_offer(session: AsyncSession, principal: Principal, offer_id: uuid.UUID) -> Any:
-    # The offer's row lock serialises every booking of one offer: the capacity and weekly-cap
-    # checks below see every committed hold (and the exclusion constraint backs capacity one).
+PoleRow = namedtuple("PoleRow", [column.name for column in pole.c])  # type: ignore[misc]
+"""A pole's copy read along with an offer (the same fields as a ``pole`` row)."""
+
+# The offer, locked, and its pole's copy in one statement. The lock is on the offer's row
+# only (FOR UPDATE OF offer): it serialises every booking of one offer, so the capacity and
+# weekly-cap checks see every committed hold (and the exclusion constraint backs capacity
+# one); the pole's copy is only read. Outer join: a pole copy not there yet is told apart.
+_LOCKED_OFFER_AND_POLE = (
+    select(offer, *[column.label(f"pole__{column.name}") for column in pole.c])
+    .outerjoin(pole, pole.c.id == offer.c.pole_id)
+    .where(offer.c.id == bindparam("offer_id"), offer.c.pole_id == bindparam("pole_id"))
+    .with_for_update(of=offer)
+)
+_OFFER_COLUMNS = len(offer.c)
+
+# The states as literals, not parameters: a prepared statement's generic plan can then use
+# the partial index of holding periods (its predicate names the same states).
+_HOLDING = booking_request.c.state.in_([literal_column(f"'{state}'") for state in HOLDING_STATES])
+_OVERLAPPING = (
+    select(booking_request.c.id, booking_request.c.period)
+    .where(
+        booking_request.c.offer_id == bindparam("offer_id"),
+        _HOLDING,
+        booking_request.c.period.op("&&")(bindparam("period", type_=TSTZRANGE)),
+    )
+    .order_by(func.lower(booking_request.c.period))
+)
+
+
+async def _locked_offer_and_pole(
+    db: Database, principal: Principal, offer_id: uuid.UUID
+) -> tuple[Any, Any]:
+    """The offer, locked (404 when not in the caller's pole), and its pole's copy (``None``
+    when it has not arrived yet)."""
     row = (
-        await session.execute(
-            select(offer)
-            .where(offer.c.id == offer_id, offer.c.pole_id == principal.pole_id)
-            .with_for_update()
+        await db.execute(
+            _LOCKED_OFFER_AND_POLE, {"offer_id": offer_id, "pole_id": principal.pole_id}
         )
     ).first()
     if row is None:
         raise NotFound("No such offer in your pole.")
-    return row
+    pole_values = row[_OFFER_COLUMNS:]
+    return row, (PoleRow(*pole_values) if pole_values[0] is not None else None)
 
 
-async def _overlapping(
-    session: AsyncSession, offer_id: uuid.UUID, period: Range[datetime]
-) -> list[Any]:
-    return list(
-        (
-            await session.execute(
-                select(booking_request.c.id, booking_request.c.period)
-                .where(
-                    booking_request.c.offer_id == offer_id,
-                    booking_request.c.state.in_(HOLDING_STATES),
-                    booking_request.c.period.op("&&")(period),
-                )
-                .order_by(func.lower(booking_request.c.period))
-            )
-        ).all()
-    )
+async def _overlapping(db: Database, offer_id: uuid.UUID, period: Range[datetime]) -> list[Any]:
+    result = await db.execute(_OVERLAPPING, {"offer_id": offer_id, "period": period})
+    return list(result.all())
 
 
 def peak_holds(period: Range[datetime], others: list[Any]) -> tuple[int, Any]:
@@ -321,7 +343,7 @@ def weekly_cap_exceeded(
 
 
 async def _check_weekly_cap(
-    session: AsyncSession, offer_row: Any, period: Range[datetime], time_zone: str
+    db: Database, offer_row: Any, period: Range[datetime], time_zone: str
 ) -> None:
     cap = (offer_row.attributes or {}).get("max_hours_per_week")
     if cap is None:
@@ -330,7 +352,7 @@ async def _check_weekly_cap(
     assert period.upper is not None
     # Holds of the weeks the period touches (each counts in the week it starts).
     around = Range(period.lower - timedelta(days=8), period.upper + timedelta(days=8), bounds="[)")
-    holds = await _overlapping(session, offer_row.id, around)
+    holds = await _overlapping(db, offer_row.id, around)
     if weekly_cap_exceeded(float(cap), period, holds, ZoneInfo(time_zone)):
         raise Conflict(
             f"This would exceed the {cap} hours a week this staff time can be shared.",
@@ -339,25 +361,31 @@ async def _check_weekly_cap(
 
 
 async def _requestable_offer(
-    session: AsyncSession, principal: Principal, offer_id: uuid.UUID
+    db: Database, principal: Principal, offer_id: uuid.UUID
 ) -> tuple[Any, Any]:
     """The offer, locked, if the caller may request it now; and its pole's settings."""
     if principal.role is Role.auditor:
         raise Forbidden("An auditor's client may only read.")
-    offer_row = await _locked_offer(session, principal, offer_id)
+    offer_row, pole_row = await _locked_offer_and_pole(db, principal, offer_id)
     if offer_row.state != "published":
         raise Conflict(f"The offer is {offer_row.state}: it takes no requests.")
     if offer_row.owner_id == principal.member_id:
         raise _invalid("offer_id", "an offer cannot be requested by its own owner")
-    return offer_row, await pole_of(session, principal.pole_id)
+    if pole_row is None:
+        raise _pole_not_ready()
+    return offer_row, pole_row
 
 
-async def pole_of(session: AsyncSession, pole_id: uuid.UUID) -> Any:
+def _pole_not_ready() -> NotReadyYet:
+    return NotReadyYet("This pole's settings have not reached the exchange yet; retry.")
+
+
+async def pole_of(db: Database, pole_id: uuid.UUID) -> Any:
     """The copy of a pole's settings; 503 (retry) in the moment before the catalog's event
     announcing it has arrived (its offers' events may come first: other partitions)."""
-    row = (await session.execute(select(pole).where(pole.c.id == pole_id))).first()
+    row = (await db.execute(select(pole).where(pole.c.id == pole_id))).first()
     if row is None:
-        raise NotReadyYet("This pole's settings have not reached the exchange yet; retry.")
+        raise _pole_not_ready()
     return row
 
 
@@ -366,23 +394,43 @@ def rules_of(pole_row: Any) -> ExchangeRules:
 
 
 async def _checked_period(
-    session: AsyncSession, offer_row: Any, pole_row: Any, *, start: datetime, end: datetime
+    db: Database, offer_row: Any, pole_row: Any, *, start: datetime, end: datetime
 ) -> tuple[Range[datetime], Decimal]:
     """The period against the offer's rules and its holds (capacity, weekly cap): 422 or
     409, or the period's range and quantity."""
     period = Range(start, end, bounds="[)")
     check_period(offer_row, pole_row.time_zone, start, end, utcnow())
     quantity = quantity_of(offer_row.unit, start, end, pole_row.time_zone)
-    peak, at = peak_holds(period, await _overlapping(session, offer_row.id, period))
+    peak, at = peak_holds(period, await _overlapping(db, offer_row.id, period))
     if peak + 1 > offer_row.capacity:
         raise _conflict(period, at)
     if offer_row.kind == "staff_time":
-        await _check_weekly_cap(session, offer_row, period, pole_row.time_zone)
+        await _check_weekly_cap(db, offer_row, period, pole_row.time_zone)
     return period, quantity
 
 
+_INSERT_REQUEST = insert(booking_request).returning(*booking_request.c)
+# "… conflicts with existing key (offer_id, period)=(<uuid>, ["<start>","<end>"))."
+_EXISTING_PERIOD = re.compile(
+    r'existing key \(offer_id, period\)=\([^,]*, \["([^"]+)","([^"]+)"\)\)'
+)
+
+
+def _existing_period(violation: BaseException | None) -> Hold | None:
+    """The committed period an exclusion violation names in its detail, if it does."""
+    match = _EXISTING_PERIOD.search(str(getattr(violation, "detail", None) or ""))
+    if match is None:
+        return None
+    try:
+        start, end = (datetime.fromisoformat(text).astimezone(UTC) for text in match.groups())
+    except ValueError:
+        return None
+    return Hold(Range(start, end, bounds="[)"))
+
+
 async def _insert_request(
-    uow: UnitOfWork,
+    uow: BaseUnitOfWork,
+    db: Database,
     principal: Principal,
     offer_row: Any,
     pole_row: Any,
@@ -393,8 +441,13 @@ async def _insert_request(
     series_id: uuid.UUID | None = None,
 ) -> Any:
     """Record a checked request (accepted at once for an instant-booking offer), and its
-    events; the exclusion constraint has the last word on capacity one."""
-    session = uow.session
+    events; the exclusion constraint has the last word on capacity one.
+
+    No savepoint: the offer's lock and the overlap query have decided, so a violation can
+    only come from a hold written without the lock; it aborts the transaction, and the 409
+    names the period from the constraint's detail (or the requested one), with no further
+    query. A caller that goes on after a refusal (a series) wraps the call in a savepoint.
+    """
     now = utcnow()
     instant = offer_row.booking_mode == "instant"
     answer_by = None
@@ -423,28 +476,29 @@ async def _insert_request(
         "updated_at": now,
     }
     try:
-        async with session.begin_nested():
-            await session.execute(insert(booking_request).values(**values))
+        row = (await db.execute(_INSERT_REQUEST, values)).one()
     except IntegrityError as exc:
-        if isinstance(getattr(exc.orig, "__cause__", None), ExclusionViolationError):
-            others = await _overlapping(session, offer_row.id, values["period"])
-            raise _conflict(values["period"], others[0] if others else None) from exc
+        violation = getattr(exc.orig, "__cause__", None)
+        if isinstance(violation, ExclusionViolationError):
+            raise _conflict(period, _existing_period(violation)) from exc
         raise
-    row = await _reload(session, values["id"])
     uow.publish(snapshot(RequestRequested, row))
     if instant:
         uow.publish(snapshot(RequestAccepted, row))
     return row
 
 
-async def create_request(uow: UnitOfWork, principal: Principal, command: NewRequest) -> Any:
-    offer_row, pole_row = await _requestable_offer(uow.session, principal, command.offer_id)
+async def create_request(
+    uow: ConnectionUnitOfWork, principal: Principal, command: NewRequest
+) -> Any:
+    db = uow.connection
+    offer_row, pole_row = await _requestable_offer(db, principal, command.offer_id)
     period: Range[datetime] | None = None
     if offer_row.kind in PERIOD_KINDS:
         if command.start is None or command.end is None:
             raise _invalid("start", f"a {offer_row.kind} offer is booked for a period")
         period, quantity = await _checked_period(
-            uow.session, offer_row, pole_row, start=command.start, end=command.end
+            db, offer_row, pole_row, start=command.start, end=command.end
         )
     else:
         if command.quantity is None:
@@ -452,6 +506,7 @@ async def create_request(uow: UnitOfWork, principal: Principal, command: NewRequ
         quantity = command.quantity
     return await _insert_request(
         uow,
+        db,
         principal,
         offer_row,
         pole_row,
@@ -509,11 +564,13 @@ class SeriesOutcome:
     conflicts: list[dict[str, Any]]
 
 
-async def create_series(uow: UnitOfWork, principal: Principal, command: NewSeries) -> SeriesOutcome:
+async def create_series(
+    uow: ConnectionUnitOfWork, principal: Principal, command: NewSeries
+) -> SeriesOutcome:
     """Every occurrence is checked like a single request, in one transaction under the
     offer's lock; all or nothing, or partial, as the caller chose."""
-    session = uow.session
-    offer_row, pole_row = await _requestable_offer(session, principal, command.offer_id)
+    db = uow.connection
+    offer_row, pole_row = await _requestable_offer(db, principal, command.offer_id)
     if offer_row.kind not in PERIOD_KINDS:
         raise _invalid("offer_id", "only an offer booked for periods can be booked weekly")
     series_id = uuid.uuid4()
@@ -523,12 +580,15 @@ async def create_series(uow: UnitOfWork, principal: Principal, command: NewSerie
         command.start, command.end, command.weeks, pole_row.time_zone
     ):
         try:
-            async with session.begin_nested():
+            # One savepoint per occurrence: a refused one (even by the exclusion constraint,
+            # which aborts what it runs in) leaves the others' transaction usable.
+            async with db.begin_nested():
                 period, quantity = await _checked_period(
-                    session, offer_row, pole_row, start=start, end=end
+                    db, offer_row, pole_row, start=start, end=end
                 )
                 row = await _insert_request(
                     uow,
+                    db,
                     principal,
                     offer_row,
                     pole_row,

@@ -14,14 +14,22 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledger.journal import Posting, post
-from ledger.models import pole, valuation_reference
-from ledger.valuation import VOLUNTEER_HOUR, Context, Reference, value_completed, value_fee
+from ledger.journal import Posting, post, reversal_of
+from ledger.models import entry, entry_line, pole, valuation_reference
+from ledger.valuation import (
+    VOLUNTEER_HOUR,
+    Context,
+    Reference,
+    exchange_day,
+    value_completed,
+    value_fee,
+)
 from shared.consumer import ConsumerSpec, NotApplicableYet
 from shared.contracts.catalog import ExchangeRules, ValuationReferenceRecorded
 from shared.contracts.exchange import (
     RequestCancelled,
     RequestCompleted,
+    RequestCorrected,
     RequestNoShow,
     RequestSnapshot,
 )
@@ -78,6 +86,43 @@ async def on_completed(uow: UnitOfWork, event: ReceivedEvent) -> None:
     await _post_all(uow, snapshot.pole_id, value_completed(snapshot, context))
 
 
+async def on_corrected(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    """Reverse what the exchange's earlier versions posted, then post the corrected figures."""
+    snapshot = event.payload
+    assert isinstance(snapshot, RequestSnapshot)
+    context = await _context(uow.session, snapshot)
+    session, now = uow.session, utcnow()
+    reversed_ids = select(entry.c.reverses_id).where(entry.c.reverses_id.is_not(None))
+    earlier = (
+        await session.execute(
+            select(entry)
+            .where(
+                entry.c.pole_id == snapshot.pole_id,
+                entry.c.source.like(f"exchange:{snapshot.request_id}:completed:%"),
+                entry.c.reverses_id.is_(None),
+                entry.c.id.not_in(reversed_ids),
+            )
+            .order_by(entry.c.position)
+        )
+    ).all()
+    for original in earlier:
+        lines = (
+            await session.execute(
+                select(entry_line)
+                .where(entry_line.c.entry_id == original.id)
+                .order_by(entry_line.c.line_no)
+            )
+        ).all()
+        reversal = reversal_of(
+            original,
+            lines,
+            source=f"{original.source}:reversed-by-v{snapshot.version}",
+            entry_date=exchange_day(snapshot, context.time_zone),
+        )
+        await post(session, snapshot.pole_id, reversal, now=now)
+    await _post_all(uow, snapshot.pole_id, value_completed(snapshot, context))
+
+
 async def on_cancelled_or_missed(uow: UnitOfWork, event: ReceivedEvent) -> None:
     snapshot = event.payload
     assert isinstance(snapshot, RequestSnapshot)
@@ -100,6 +145,7 @@ EXCHANGE_VALUATION = ConsumerSpec(
     name="exchange-valuation",
     handlers={
         RequestCompleted.event_spec.type: on_completed,
+        RequestCorrected.event_spec.type: on_corrected,
         RequestCancelled.event_spec.type: on_cancelled_or_missed,
         RequestNoShow.event_spec.type: on_cancelled_or_missed,
     },

@@ -167,7 +167,7 @@ def value_completed(snapshot: RequestSnapshot, context: Context) -> list[Posting
                 journal="CVN",
                 entry_date=day,
                 label=f"{title} : contribution en nature",
-                source=f"exchange:{snapshot.request_id}:completed:v{snapshot.version}:CVN",
+                source=f"exchange:{snapshot.request_id}:{snapshot.state}:v{snapshot.version}:CVN",
                 currency=terms.currency,
                 lines=(
                     Line(
