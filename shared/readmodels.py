@@ -7,7 +7,7 @@ so redelivered, replayed or reordered snapshots never move a copy backwards.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -20,11 +20,14 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    bindparam,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.auth import Principal
 from shared.consumer import ConsumerSpec, Handler
 from shared.contracts.catalog import (
     MemberLeft,
@@ -39,9 +42,15 @@ from shared.contracts.catalog import (
     PoleRegistered,
     PoleUpdated,
 )
+from shared.errors import Unauthorized
 from shared.events.envelope import ReceivedEvent
 from shared.events.registry import EventPayload
 from shared.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from shared.runtime import ServiceRuntime
+
+PrincipalCheck = Callable[["ServiceRuntime", Principal], Awaitable[None]]
 
 
 async def upsert_snapshot(
@@ -192,3 +201,20 @@ def catalog_copy(
         for offer_event in (OfferPublished, OfferUpdated, OfferPaused, OfferArchived):
             handlers[offer_event.event_spec.type] = on_offer
     return ConsumerSpec(name="catalog-copy", handlers=handlers)
+
+
+def refuse_departed_members(member: Table) -> PrincipalCheck:
+    """A service's check that refuses (401) a member whose departure reached its copy.
+
+    Read on every request (no cache: a departure applied by another replica's consumer is
+    seen at once), as one statement in autocommit mode: a single round trip.
+    """
+    left_on_of = select(member.c.left_on).where(member.c.id == bindparam("member_id"))
+
+    async def still_member(runtime: ServiceRuntime, principal: Principal) -> None:
+        async with runtime.autocommit_engine.connect() as conn:
+            left_on = (await conn.execute(left_on_of, {"member_id": principal.member_id})).scalar()
+        if left_on is not None:
+            raise Unauthorized("This member left the pole.", headers={"WWW-Authenticate": "Bearer"})
+
+    return still_member

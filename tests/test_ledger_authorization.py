@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from ptce.testing.api import Caller, walk_without_token
+from ptce.testing.helpers import eventually
 from ptce.testing.ledger import Books
 
 ROLES = ("self", "peer", "coordinator", "auditor", "other_member", "other_coordinator")
@@ -129,3 +131,20 @@ async def test_another_poles_coordinator_sees_only_its_own_pole(cast: Cast) -> N
 
 async def test_every_ledger_endpoint_but_health_wants_a_token(cast: Cast) -> None:
     assert await walk_without_token(cast.books.http, public=set()) >= 13
+
+
+async def test_a_member_who_left_is_refused_once_the_ledger_knows(cast: Cast) -> None:
+    me = cast.caller("self")
+    url = f"/books/{me.member_id}/entries"
+    assert (await me.get(url)).status_code == 200
+    on_catalog = dataclasses.replace(
+        cast.caller("coordinator"), http=cast.books.market.catalog.http
+    )
+    today = datetime.now(UTC).date().isoformat()
+    left = await on_catalog.post(f"/members/{me.member_id}/leave", json={"left_on": today})
+    assert left.status_code == 200, left.text
+
+    async def refused() -> bool:
+        return (await me.get(url)).status_code == 401
+
+    await eventually(refused)

@@ -11,7 +11,7 @@ from ledger.reports import router as reports_router
 from shared.consumer import ConsumerSpec
 from shared.contracts.catalog import ValuationReferenceRecorded
 from shared.http import create_app
-from shared.readmodels import catalog_copy
+from shared.readmodels import catalog_copy, refuse_departed_members
 from shared.runtime import ServiceDefinition
 from shared.settings import LedgerSettings
 
@@ -29,6 +29,7 @@ DEFINITION = ServiceDefinition(
     processed_event=processed_event,
     consumers=[CATALOG_COPY, EXCHANGE_VALUATION],
     routers=(entries_router, direct_router, reports_router, fec_router),
+    principal_check=refuse_departed_members(member),
 )
 
 app = create_app(DEFINITION, LedgerSettings)
