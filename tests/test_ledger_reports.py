@@ -466,6 +466,21 @@ async def test_the_reports_value_the_pole_in_money_and_in_kind(books: Books) -> 
     assert _figures(c_body["totals"], *FOUR) == (D(300), D(150), D(0), D("37.50"))
     assert c_body["turnover"] is None
 
+    # The reports add up: over the members, what was provided is what was received, per
+    # resource and per nature (money, in kind).
+    sums: dict[tuple[str, str], Decimal] = {}
+    for member in (a, b, c):
+        report = await pole.coordinator.get(f"/members/{member.member_id}/activity", params=year)
+        for row in report.json()["by_resource"]:
+            for measure in FOUR:
+                key = (row["resource"], measure)
+                sums[key] = sums.get(key, Decimal(0)) + Decimal(row[measure])
+    assert {resource for resource, _ in sums} == {"premises", "staff_time"}
+    for resource in ("premises", "staff_time"):
+        for nature in ("monetary", "in_kind"):
+            provided = sums.get((resource, f"provided_{nature}"), Decimal(0))
+            assert provided == sums.get((resource, f"received_{nature}"), Decimal(0)), resource
+
     # 2. The pole's activity.
     pole_body = (await pole.coordinator.get("/pole/activity", params=year)).json()
     month = f"{pole.day:%Y-%m}"
