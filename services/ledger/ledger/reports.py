@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import calendar
 import csv
+import functools
 import io
 import uuid
 from collections import defaultdict
@@ -42,9 +43,25 @@ from fractions import Fraction
 from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Select, String, case, func, literal, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Select,
+    String,
+    Uuid,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
@@ -62,6 +79,7 @@ MAX_YEARS = 5
 SHARE = Decimal("0.000001")
 ZERO = Decimal("0.00")
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+JSON_MEDIA_TYPE = "application/json"
 BYTE_ORDER_MARK = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 DEFAULT_CURRENCY = "EUR"
@@ -190,7 +208,9 @@ def answer(
             media_type=CSV_MEDIA_TYPE,
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
-    return JSONResponse(report.model_dump(mode="json", by_alias=True))
+    # The same bytes as JSONResponse(report.model_dump(mode="json")), serialised in one step
+    # by pydantic-core: a report may hold thousands of rows.
+    return Response(content=report.model_dump_json(by_alias=True), media_type=JSON_MEDIA_TYPE)
 
 
 def share(part: Decimal, whole: Decimal) -> Decimal | None:
@@ -237,6 +257,16 @@ async def readable_member(session: AsyncSession, principal: Principal, member_id
     return row
 
 
+async def plan_with_values(session: AsyncSession) -> None:
+    """Plan the transaction's statements with their values (``SET LOCAL``).
+
+    asyncpg prepares statements; after five runs PostgreSQL may switch to a generic plan,
+    made without the values. For a member's activity it reads every ``CVN`` entry of the
+    period to find the few whose counterpart the member is: 35 ms, where the plan made with a
+    small member's values takes under 1 (bench/ledger_reports.py)."""
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
 def require_whole_pole(principal: Principal) -> None:
     if not sees_the_whole_pole(principal):
         raise Forbidden("Only the pole's coordinator and auditors read the pole's reports.")
@@ -257,6 +287,14 @@ _LINES = entry_line.join(entry, entry.c.id == entry_line.c.entry_id)
 _DEBIT_BALANCE = entry_line.c.debit - entry_line.c.credit
 _CREDIT_BALANCE = entry_line.c.credit - entry_line.c.debit
 _THIRD_PARTY = or_(entry_line.c.account.like("411%"), entry_line.c.account.like("401%"))
+
+
+def _starts(column: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
+    """``column LIKE '<prefix>%'``, the pattern written into the statement rather than bound:
+    the partial indexes of the reports (migration 0006) are defined by such patterns, and
+    PostgreSQL uses a partial index only when the statement's own conditions imply its
+    predicate, also in the generic plan of a prepared statement."""
+    return column.like(literal(f"{prefix}%", String, literal_execute=True))
 
 
 def _in(pole_id: uuid.UUID, span: Period) -> tuple[ColumnElement[bool], ...]:
@@ -401,77 +439,88 @@ def years_of(span: Period) -> Decimal:
     return Decimal(years.numerator) / Decimal(years.denominator)
 
 
-def _activity_part(
-    direction: str,
-    flow: str,
-    *,
-    where: Sequence[ColumnElement[bool]],
-    amount: ColumnElement[Any],
-    counterpart: ColumnElement[Any],
-) -> Select[Any]:
-    return (
-        select(
-            literal(direction, String).label("direction"),
-            literal(flow, String).label("flow"),
-            entry_line.c.resource,
-            counterpart.label("counterpart_id"),
-            entry_line.c.unit,
-            func.sum(amount).label("amount"),
-            func.sum(entry_line.c.quantity).label("quantity"),
-        )
-        .select_from(_LINES)
-        .where(*where)
-        .group_by(entry_line.c.resource, counterpart, entry_line.c.unit)
-    )
-
-
 def member_activity_statement(
     pole_id: uuid.UUID, member_id: uuid.UUID, span: Period
 ) -> Select[Any]:
-    """One aggregate row per direction, flow, resource, counterpart and unit."""
-    base = _in(pole_id, span)
-    own = (*base, entry.c.book_id == member_id)
+    """One aggregate row per direction, flow, resource, counterpart and unit.
+
+    Two paths, each an index-only nested loop (migration 0006): the member's own ``EX`` and
+    ``CVN`` entries of the period (``ix_entry_book_journal_date``) and their class 7, 6 and 86
+    lines (``ix_entry_line_report``); and the class-86 lines whose counterpart it is
+    (``ix_entry_line_in_kind_counterpart``), in the others' ``CVN`` entries of the period
+    (``ix_entry_id_covering``)."""
+    return _member_activity().params(_member_activity_values(pole_id, member_id, span))
+
+
+def _member_activity_values(
+    pole_id: uuid.UUID, member_id: uuid.UUID, span: Period
+) -> dict[str, Any]:
+    return {"pole_id": pole_id, "member_id": member_id, "start": span.start, "end": span.end}
+
+
+@functools.cache
+def _member_activity() -> Select[Any]:
+    """:func:`member_activity_statement`, built once: the endpoint binds its values at each
+    execution (building it took a millisecond and a half a request)."""
+    member_id = bindparam("member_id", type_=Uuid)
+    base = (
+        entry.c.pole_id == bindparam("pole_id", type_=Uuid),
+        entry.c.entry_date >= bindparam("start", type_=Date),
+        entry.c.entry_date < bindparam("end", type_=Date),
+    )
     account = entry_line.c.account
-    parts = union_all(
-        _activity_part(
-            "provided",
-            "monetary",
-            where=(*own, entry.c.journal == "EX", account.like("7%")),
-            amount=_CREDIT_BALANCE,
-            counterpart=entry_line.c.counterpart_id,
-        ),
-        _activity_part(
-            "received",
-            "monetary",
-            where=(*own, entry.c.journal == "EX", account.like("6%")),
-            amount=_DEBIT_BALANCE,
-            counterpart=entry_line.c.counterpart_id,
-        ),
-        _activity_part(
-            "received",
-            "in_kind",
-            where=(*own, entry.c.journal == "CVN", account.like("86%")),
-            amount=_DEBIT_BALANCE,
-            counterpart=entry_line.c.counterpart_id,
-        ),
-        _activity_part(
-            "provided",
-            "in_kind",
-            where=(
-                *base,
-                entry.c.book_id != member_id,
-                entry.c.journal == "CVN",
-                account.like("86%"),
-                entry_line.c.counterpart_id == member_id,
+    ex = entry.c.journal == "EX"
+    provided = _starts(account, "7")
+    own = (
+        select(
+            case((provided, "provided"), else_="received").label("direction"),
+            case((ex, "monetary"), else_="in_kind").label("flow"),
+            entry_line.c.resource,
+            entry_line.c.counterpart_id,
+            entry_line.c.unit,
+            case((provided, _CREDIT_BALANCE), else_=_DEBIT_BALANCE).label("amount"),
+            entry_line.c.quantity,
+        )
+        .select_from(_LINES)
+        .where(
+            *base,
+            entry.c.book_id == member_id,
+            entry.c.journal.in_(("EX", "CVN")),
+            or_(
+                and_(ex, or_(provided, _starts(account, "6"))),
+                and_(entry.c.journal == "CVN", _starts(account, "86")),
             ),
-            amount=_DEBIT_BALANCE,
-            counterpart=entry.c.book_id,
-        ),
-    ).subquery("activity")
+        )
+    )
+    others = (
+        select(
+            literal("provided", String).label("direction"),
+            literal("in_kind", String).label("flow"),
+            entry_line.c.resource,
+            entry.c.book_id.label("counterpart_id"),
+            entry_line.c.unit,
+            _DEBIT_BALANCE.label("amount"),
+            entry_line.c.quantity,
+        )
+        .select_from(_LINES)
+        .where(
+            *base,
+            entry.c.book_id != member_id,
+            entry.c.journal == "CVN",
+            _starts(account, "86"),
+            entry_line.c.counterpart_id == member_id,
+        )
+    )
+    lines = union_all(own, others).subquery("activity")
+    amount, quantity = func.sum(lines.c.amount), func.sum(lines.c.quantity)
+    keys = (lines.c.direction, lines.c.flow, lines.c.resource, lines.c.counterpart_id, lines.c.unit)
     return (
-        select(parts)
-        .where(_not_empty(parts.c.amount, parts.c.quantity))
-        .order_by(parts.c.direction, parts.c.flow, parts.c.resource, parts.c.unit)
+        select(*keys, amount.label("amount"), quantity.label("quantity"))
+        .group_by(*keys)
+        .having(_not_empty(amount, quantity))
+        .order_by(
+            lines.c.direction, lines.c.flow, lines.c.resource, lines.c.unit, lines.c.counterpart_id
+        )
     )
 
 
@@ -499,31 +548,30 @@ def build_member_activity(
     by_counterpart: dict[uuid.UUID | None, _Tally] = defaultdict(_Tally)
     by_category: dict[str | None, _Tally] = defaultdict(_Tally)
     lines: list[ActivityLine] = []
-    for line in rows:
-        party = parties.get(line.counterpart_id) if line.counterpart_id else None
+    # Rows unpacked once (a row's attributes are slower to read than a tuple's items).
+    for direction, flow, resource, counterpart_id, unit, amount, quantity in rows:
+        party = parties.get(counterpart_id) if counterpart_id else None
         category = party.category if party else None
         for tally in (
             totals,
-            by_resource[line.resource],
-            by_counterpart[line.counterpart_id],
+            by_resource[resource],
+            by_counterpart[counterpart_id],
             by_category[category],
         ):
-            tally.add(line.direction, line.flow, line.amount)
-        if line.unit is not None and line.quantity is not None:
-            resource_quantities[line.resource][line.direction, line.flow, line.unit] += (
-                line.quantity
-            )
+            tally.add(direction, flow, amount)
+        if unit is not None and quantity is not None:
+            resource_quantities[resource][direction, flow, unit] += quantity
         lines.append(
             ActivityLine(
-                direction=line.direction,
-                flow=line.flow,
-                resource=line.resource,
-                counterpart_id=line.counterpart_id,
+                direction=direction,
+                flow=flow,
+                resource=resource,
+                counterpart_id=counterpart_id,
                 counterpart=party.name if party else None,
                 counterpart_category=category,
-                unit=line.unit,
-                quantity=line.quantity,
-                amount=line.amount,
+                unit=unit,
+                quantity=quantity,
+                amount=amount,
             )
         )
     figures = totals.figures()
@@ -607,8 +655,12 @@ async def member_activity(
 ) -> Response:
     async with runtime.session_factory() as session:
         row = await readable_member(session, principal, member_id)
+        await plan_with_values(session)
         rows = (
-            await session.execute(member_activity_statement(principal.pole_id, member_id, span))
+            await session.execute(
+                _member_activity(),
+                _member_activity_values(principal.pole_id, member_id, span),
+            )
         ).all()
         parties = await _parties(session, principal.pole_id)
         currency = await _currency(session, principal.pole_id)
@@ -746,58 +798,83 @@ class PoleActivity(BaseModel):
     levels: Levels
 
 
-def exchange_flows(pole_id: uuid.UUID, span: Period) -> Any:
-    """The exchanges' lines, one per flow: provider, beneficiary, month, resource, amount."""
-    base = _in(pole_id, span)
+GROUPED_BY_DAY, GROUPED_BY_RESOURCE, GROUPED_BY_PAIR = 0b01111, 0b10011, 0b11100
+"""``GROUPING(day, resource, unit, provider_id, beneficiary_id)`` of the rows of
+:func:`exchange_flows_statement`, per grouping set (a bit set: that column not grouped)."""
+
+
+def exchange_flows_statement(pole_id: uuid.UUID, span: Period) -> Select[Any]:
+    """The exchanges' lines, one per flow (provider, beneficiary, day, resource, amount),
+    summed three ways in one pass (grouping sets): by flow and day (rolled up into months by
+    :func:`build_pole_activity`), by flow, resource and unit, and by flow, provider and
+    beneficiary; ``grouping`` tells which (:data:`GROUPED_BY_DAY`…), rows come in that order.
+
+    Money: class 7 of the ``EX`` journals, the book's member provides to the counterpart; in
+    kind: class 86 of the ``CVN`` journals for an exchange's resource, the counterpart provides
+    to the book's member."""
+    ex = entry.c.journal == "EX"
     account = entry_line.c.account
-    common = (
-        func.to_char(entry.c.entry_date, "YYYY-MM").label("month"),
-        entry_line.c.resource,
-        entry_line.c.unit,
-        entry_line.c.quantity,
-    )
-    monetary = (
+    lines = (
         select(
-            *common,
-            literal("monetary", String).label("flow"),
-            entry.c.book_id.label("provider_id"),
-            entry_line.c.counterpart_id.label("beneficiary_id"),
-            _CREDIT_BALANCE.label("amount"),
-        )
-        .select_from(_LINES)
-        .where(*base, entry.c.journal == "EX", account.like("7%"))
-    )
-    in_kind = (
-        select(
-            *common,
-            literal("in_kind", String).label("flow"),
-            entry_line.c.counterpart_id.label("provider_id"),
-            entry.c.book_id.label("beneficiary_id"),
-            _DEBIT_BALANCE.label("amount"),
+            case((ex, "monetary"), else_="in_kind").label("flow"),
+            entry.c.entry_date.label("day"),
+            entry_line.c.resource,
+            entry_line.c.unit,
+            entry_line.c.quantity,
+            case((ex, entry.c.book_id), else_=entry_line.c.counterpart_id).label("provider_id"),
+            case((ex, entry_line.c.counterpart_id), else_=entry.c.book_id).label("beneficiary_id"),
+            case((ex, _CREDIT_BALANCE), else_=_DEBIT_BALANCE).label("amount"),
         )
         .select_from(_LINES)
         .where(
-            *base,
-            entry.c.journal == "CVN",
-            account.like("86%"),
-            entry_line.c.resource.in_(EXCHANGE_RESOURCES),
+            *_in(pole_id, span),
+            entry.c.journal.in_(("EX", "CVN")),
+            or_(
+                and_(ex, _starts(account, "7")),
+                and_(
+                    entry.c.journal == "CVN",
+                    _starts(account, "86"),
+                    entry_line.c.resource.in_(EXCHANGE_RESOURCES),
+                ),
+            ),
         )
+    ).subquery("flows")
+    amount, quantity = func.sum(lines.c.amount), func.sum(lines.c.quantity)
+    keys = (
+        lines.c.day,
+        lines.c.resource,
+        lines.c.unit,
+        lines.c.provider_id,
+        lines.c.beneficiary_id,
     )
-    return union_all(monetary, in_kind).cte("flows")
-
-
-def _grouped(flows: Any, *keys: str) -> Select[Any]:
-    columns = [flows.c[key] for key in keys]
-    amount, quantity = func.sum(flows.c.amount), func.sum(flows.c.quantity)
+    grouping = func.grouping(*keys)
+    flow = lines.c.flow
     return (
-        select(*columns, amount.label("amount"), quantity.label("quantity"))
-        .group_by(*columns)
+        select(flow, *keys, amount.label("amount"), quantity.label("quantity"), grouping)
+        .group_by(
+            func.grouping_sets(
+                tuple_(flow, lines.c.day),
+                tuple_(flow, lines.c.resource, lines.c.unit),
+                tuple_(flow, lines.c.provider_id, lines.c.beneficiary_id),
+            )
+        )
         .having(_not_empty(amount, quantity))
-        .order_by(*columns)
+        .order_by(grouping, flow, *keys)
     )
+
+
+def pole_activity_statements(pole_id: uuid.UUID, span: Period) -> list[tuple[str, Select[Any]]]:
+    """What ``GET /pole/activity`` runs, by name (``bench/ledger_reports.py`` explains them)."""
+    return [
+        ("exchange flows", exchange_flows_statement(pole_id, span)),
+        ("resources", pole_resources_statement(pole_id, span)),
+    ]
 
 
 def pole_resources_statement(pole_id: uuid.UUID, span: Period) -> Select[Any]:
+    """Direct postings' lines naming an origin, at their source account (classes 1, 7, 87),
+    by book, resource, origin and flow (``ix_entry_line_origin``: the few lines with an
+    origin, without reading the others)."""
     account = entry_line.c.account
     amount = func.sum(_CREDIT_BALANCE)
     return (
@@ -865,26 +942,17 @@ def build_pole_activity(
     span: Period,
     currency: str,
     parties: dict[uuid.UUID, Party],
-    months: Sequence[Any],
-    resources: Sequence[Any],
-    pairs: Sequence[Any],
+    flows: Sequence[Any],
     pole_resources: Sequence[Any],
 ) -> PoleActivity:
+    """``flows``: the rows of :func:`exchange_flows_statement`."""
     by_month: dict[str, dict[str, Decimal]] = {
         month: {"monetary": ZERO, "in_kind": ZERO} for month in months_of(span)
     }
-    for row in months:
-        by_month.setdefault(row.month, {"monetary": ZERO, "in_kind": ZERO})[row.flow] += row.amount
     by_resource: dict[str, dict[str, Decimal]] = defaultdict(
         lambda: {"monetary": ZERO, "in_kind": ZERO}
     )
     quantities: dict[str, list[PoleQuantity]] = defaultdict(list)
-    for row in resources:
-        by_resource[row.resource][row.flow] += row.amount
-        if row.unit is not None and row.quantity:
-            quantities[row.resource].append(
-                PoleQuantity(flow=row.flow, unit=row.unit, quantity=row.quantity)
-            )
     matrix: dict[tuple[uuid.UUID | None, uuid.UUID | None], dict[str, Decimal]] = defaultdict(
         lambda: {"monetary": ZERO, "in_kind": ZERO}
     )
@@ -894,14 +962,34 @@ def build_pole_activity(
     received: dict[uuid.UUID | None, dict[str, Decimal]] = defaultdict(
         lambda: {"monetary": ZERO, "in_kind": ZERO}
     )
-    for row in pairs:
-        matrix[row.provider_id, row.beneficiary_id][row.flow] += row.amount
-        given[row.provider_id][row.flow] += row.amount
-        received[row.beneficiary_id][row.flow] += row.amount
+    # Rows unpacked once (a row's attributes are slower to read than a tuple's items).
+    for flow, day, resource, unit, provider, beneficiary, amount, quantity, grouping in flows:
+        if grouping == GROUPED_BY_DAY:
+            month = f"{day:%Y-%m}"
+            by_month.setdefault(month, {"monetary": ZERO, "in_kind": ZERO})[flow] += amount
+        elif grouping == GROUPED_BY_RESOURCE:
+            by_resource[resource][flow] += amount
+            if unit is not None and quantity:
+                quantities[resource].append(PoleQuantity(flow=flow, unit=unit, quantity=quantity))
+        else:
+            matrix[provider, beneficiary][flow] += amount
+            given[provider][flow] += amount
+            received[beneficiary][flow] += amount
 
     def name(party_id: uuid.UUID | None) -> str | None:
         party = parties.get(party_id) if party_id else None
         return party.name if party else None
+
+    texts: dict[uuid.UUID | None, str] = {}
+
+    def pair_order(item: tuple[tuple[Any, Any], Any]) -> tuple[str, str, str]:
+        """By names, then by ``str((provider, beneficiary))`` (ids' reprs computed once)."""
+        (provider, beneficiary), _ = item
+        for party_id in (provider, beneficiary):
+            if party_id not in texts:
+                texts[party_id] = repr(party_id)
+        pair = f"({texts[provider]}, {texts[beneficiary]})"
+        return (name(provider) or "~", name(beneficiary) or "~", pair)
 
     reciprocity = []
     for member_id, party in sorted(parties.items(), key=lambda item: (item[1].name, item[0])):
@@ -959,10 +1047,7 @@ def build_pole_activity(
                 in_kind=sums["in_kind"],
                 total=sums["monetary"] + sums["in_kind"],
             )
-            for (provider, beneficiary), sums in sorted(
-                matrix.items(),
-                key=lambda item: (name(item[0][0]) or "~", name(item[0][1]) or "~", str(item[0])),
-            )
+            for (provider, beneficiary), sums in sorted(matrix.items(), key=pair_order)
         ],
         resources=pole_resources_out,
         levels=Levels(
@@ -1062,13 +1147,9 @@ async def pole_activity(
 ) -> Response:
     require_whole_pole(principal)
     pole_id = principal.pole_id
-    flows = exchange_flows(pole_id, span)
     async with runtime.session_factory() as session:
-        months = (await session.execute(_grouped(flows, "flow", "month"))).all()
-        resources = (await session.execute(_grouped(flows, "flow", "resource", "unit"))).all()
-        pairs = (
-            await session.execute(_grouped(flows, "flow", "provider_id", "beneficiary_id"))
-        ).all()
+        await plan_with_values(session)
+        flows = (await session.execute(exchange_flows_statement(pole_id, span))).all()
         pole_resources = (await session.execute(pole_resources_statement(pole_id, span))).all()
         parties = await _parties(session, pole_id)
         currency = await _currency(session, pole_id)
@@ -1077,9 +1158,7 @@ async def pole_activity(
         span=span,
         currency=currency,
         parties=parties,
-        months=months,
-        resources=resources,
-        pairs=pairs,
+        flows=flows,
         pole_resources=pole_resources,
     )
     return answer(
