@@ -1,8 +1,8 @@
 """Benchmark of the ledger's reports and FEC export over HTTP, on a million journal lines.
 
 Run: ``.venv/bin/python bench/ledger_reports.py [--entries 500000] [--members 200]
-[--partners 20] [--year 2025] [--member-requests 200] [--concurrency 4] [--pole-requests 20]
-[--real-hashes] [--explain] [--reuse NAME]``
+[--partners 20] [--year 2025] [--member-requests 200] [--concurrency 4] [--workers 2]
+[--pole-requests 20] [--real-hashes] [--explain] [--reuse NAME]``
 
 It starts its own PostgreSQL (and, through the shared harness, a broker the ledger only pings
 for its readiness) in a temporary directory, or uses ``PTCE_TEST_POSTGRES_URL`` /
@@ -32,10 +32,11 @@ database. Into it, in bulk:
   every entry has two lines or more, balanced per currency. Then ``VACUUM (ANALYZE)``, as
   autovacuum would soon do.
 
-It then runs the ledger as deployed: ``ptce serve ledger`` in a process of its own
-(``LEDGER_RUN_WORKERS=false``: no relay or consumer, nothing to consume), verifying tokens
-against ``AUTH_JWKS_URL`` — here a tiny JWKS endpoint served by this script with a key it
-signs the tokens with (the catalog's claims: issuer, audience, pole, member, role). And
+It then runs the ledger as deployed: ``ptce serve ledger --workers 2`` (one HTTP process per
+CPU, ``--workers``; ``LEDGER_RUN_WORKERS=false``: no relay or consumer, nothing to consume),
+verifying tokens against ``AUTH_JWKS_URL`` — here a tiny JWKS endpoint served by this script
+with a key it signs the tokens with (the catalog's claims: issuer, audience, pole, member,
+role). And
 measures, over HTTP with httpx (keep-alive):
 
 1. ``GET /members/{id}/activity`` for the year: every member asks for its own report (its
@@ -45,7 +46,8 @@ measures, over HTTP with httpx (keep-alive):
    other; p50/p95/max and the size of the answer;
 3. ``GET /fec?year=`` (the whole pole) and ``GET /books/{id}/fec?year=`` (the biggest book):
    lines per second from the first byte received to the last, and the ledger process's
-   resident memory sampled every 10 ms with psutil (its peak during the export, and before).
+   resident memory sampled every 10 ms with psutil (the biggest ledger process's, its peak
+   during the export, and before).
 
 It prints the data size (rows, and ``pg_total_relation_size`` of each table with its indexes),
 the figures, the CPU each phase took in the ledger, in PostgreSQL (its postmaster's tree, when
@@ -708,6 +710,7 @@ class Loaded:
     generate_s: float = 0.0
     hash_s: float = 0.0
     copy_s: float = 0.0
+    totals_s: float = 0.0
     vacuum_s: float = 0.0
     balanced: bool = False
     real_hashes: bool = False
@@ -833,8 +836,12 @@ async def load(
                 await connection.execute(f"ALTER TABLE {table} ENABLE TRIGGER ALL")
         copied = time.perf_counter()
         loaded.copy_s = copied - hashed
-        await connection.execute("VACUUM (ANALYZE) pole, member, entry, entry_line")
-        loaded.vacuum_s = time.perf_counter() - copied
+        # The trigger that keeps the running totals was off too: computed once from the lines.
+        await connection.execute("SELECT ledger_rebuild_activity_totals($1)", pole_id)
+        totalled = time.perf_counter()
+        loaded.totals_s = totalled - copied
+        await connection.execute("VACUUM (ANALYZE) pole, member, entry, entry_line, activity_total")
+        loaded.vacuum_s = time.perf_counter() - totalled
     finally:
         await connection.close()
     loaded.real_hashes = args.real_hashes
@@ -877,7 +884,7 @@ async def describe(dsn: str, loaded: Loaded) -> tuple[uuid.UUID, list[MemberRow]
             "HAVING sum(debit) <> sum(credit)) AS unbalanced"
         )
         loaded.balanced = unbalanced == 0
-        for table in ("entry", "entry_line", "member", "pole"):
+        for table in ("entry", "entry_line", "activity_total", "member", "pole"):
             row = await connection.fetchrow(
                 f"SELECT (SELECT count(*) FROM {table}) AS n, pg_table_size('{table}') AS t, "
                 f"pg_total_relation_size('{table}') AS total"
@@ -968,7 +975,9 @@ class Ledger:
 
 
 @contextlib.contextmanager
-def ledger_process(srv: Servers, database: str, jwks_url: str, logs: Path) -> Iterator[Ledger]:
+def ledger_process(
+    srv: Servers, database: str, jwks_url: str, logs: Path, *, workers: int
+) -> Iterator[Ledger]:
     port = free_port()
     kernel = KernelSettings()
     env = {
@@ -986,7 +995,7 @@ def ledger_process(srv: Servers, database: str, jwks_url: str, logs: Path) -> It
     log = logs / "ledger.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            [ptce, "serve", "ledger", "--host", "127.0.0.1"],
+            [ptce, "serve", "ledger", "--host", "127.0.0.1", "--workers", str(workers)],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -1021,16 +1030,24 @@ async def wait_ready(ledger: Ledger) -> None:
 
 
 class RssSampler:
-    """The peak resident memory of a process, sampled in a thread."""
+    """The peak resident memory of the biggest process of a tree (the ledger's workers, under
+    uvicorn's supervisor when there are several), sampled in a thread."""
 
     def __init__(self, pid: int) -> None:
         self.process = psutil.Process(pid)
+        self.tree = [self.process, *self.process.children(recursive=True)]
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def rss(self) -> int:
-        return int(self.process.memory_info().rss)
+        sizes = [0]
+        # The tree is listed once: listing children reads every process of the machine, too
+        # costly to do every 10 ms while measuring.
+        for one in self.tree:
+            with contextlib.suppress(psutil.Error):
+                sizes.append(int(one.memory_info().rss))
+        return max(sizes)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -1140,8 +1157,10 @@ class Export:
 @dataclass
 class MemberPhase:
     concurrency: int
+    with_lines: bool = False
     latencies: list[float] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
+    counterparts: list[int] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     cpu: Cpu | None = None
 
@@ -1181,6 +1200,8 @@ async def member_reports(
     for item in enumerate(order[: MEMBER_WARMUP + args.member_requests]):
         queue.put_nowait(item)
     params = {"from": f"{args.year}-01-01", "to": f"{args.year + 1}-01-01"}
+    if phase.with_lines:
+        params["lines"] = "true"
     warm = asyncio.Event()
 
     async def client() -> None:
@@ -1202,7 +1223,10 @@ async def member_reports(
             if index >= MEMBER_WARMUP:
                 phase.latencies.append(elapsed)
                 phase.sizes.append(len(response.content))
-                phase.lines.append(response.content.count(b'"direction"'))
+                # Both by_counterpart and the detail lines name a counterpart_id.
+                detail = response.content.count(b'"counterpart_category"')
+                phase.lines.append(detail)
+                phase.counterparts.append(response.content.count(b'"counterpart_id"') - detail)
 
     await asyncio.gather(*(client() for _ in range(phase.concurrency)))
     phase.cpu = meter.stop()
@@ -1350,21 +1374,30 @@ async def measure(
     assert loaded.biggest_book is not None
     biggest = loaded.biggest_book[0]
     results.postgres_version, postmaster = await server_facts(dsn)
-    with Issuer() as issuer, ledger_process(srv, database, issuer.jwks_url, logs) as ledger:
+    with (
+        Issuer() as issuer,
+        ledger_process(srv, database, issuer.jwks_url, logs, workers=args.workers) as ledger,
+    ):
         coordinator = issuer.token(pole_id, members[0].id, "coordinator")
         tokens = {row.id: issuer.token(pole_id, row.id, "member") for row in members}
         await wait_ready(ledger)
         meter = CpuMeter(ledger.process.pid, postmaster)
         limits = httpx.Limits(max_connections=args.concurrency + 2)
         async with httpx.AsyncClient(timeout=300, trust_env=False, limits=limits) as http:
-            for concurrency in dict.fromkeys((args.concurrency, 1)):
-                print(f"member activity reports, {concurrency} at a time…", file=sys.stderr)
-                phase = MemberPhase(concurrency)
+            for concurrency, with_lines in dict.fromkeys(
+                ((args.concurrency, False), (1, False), (1, True))
+            ):
+                print(
+                    f"member activity reports, {concurrency} at a time"
+                    f"{', with the detail lines' if with_lines else ''}…",
+                    file=sys.stderr,
+                )
+                phase = MemberPhase(concurrency, with_lines)
                 await member_reports(http, ledger, tokens, args, phase, meter=meter)
                 results.member_phases.append(phase)
             print("pole activity reports…", file=sys.stderr)
             await pole_reports(http, ledger, coordinator, args, results, meter=meter)
-            results.rss_idle = psutil.Process(ledger.process.pid).memory_info().rss
+            results.rss_idle = RssSampler(ledger.process.pid).rss()
             print("FEC exports…", file=sys.stderr)
             for what, path, book in (
                 ("whole pole", f"/fec?year={args.year}", None),
@@ -1409,7 +1442,8 @@ def render(results: Results, srv: Servers, args: argparse.Namespace) -> str:
         f"Python {platform.python_version()}, {platform.system()} {platform.release()} "
         f"{platform.machine()}",
         f"servers     PostgreSQL {results.postgres_version}: {srv.postgres_kind}; ledger: "
-        "`ptce serve ledger` (1 process, LEDGER_RUN_WORKERS=false), 127.0.0.1; tokens signed "
+        f"`ptce serve ledger --workers {args.workers}` (LEDGER_RUN_WORKERS=false), 127.0.0.1; "
+        "tokens signed "
         "by this script, its key served as AUTH_JWKS_URL",
         f"data        1 pole, {args.members} members ({args.partners} usual providers each, "
         f"Zipf-like activity), year {args.year}: {loaded.entries:,} entries "
@@ -1434,7 +1468,8 @@ def render(results: Results, srv: Servers, args: argparse.Namespace) -> str:
         lines.append(
             f"loading     generate {loaded.generate_s:.1f} s, number and hash "
             f"{loaded.hash_s:.1f} s ({hashes}), COPY {loaded.copy_s:.1f} s with the triggers "
-            f"of entry and entry_line DISABLED (enabled again after), VACUUM ANALYZE "
+            f"of entry and entry_line DISABLED (enabled again after), running totals "
+            f"rebuilt from the lines {loaded.totals_s:.1f} s, VACUUM ANALYZE "
             f"{loaded.vacuum_s:.1f} s"
         )
     lines += [
@@ -1445,11 +1480,13 @@ def render(results: Results, srv: Servers, args: argparse.Namespace) -> str:
     for phase in results.member_phases:
         ms = [v * 1000 for v in phase.latencies]
         lines += [
-            f"GET /members/{{id}}/activity, year, each member its own token, "
-            f"{phase.concurrency} at a time, {len(ms)} requests after {MEMBER_WARMUP}:",
+            f"GET /members/{{id}}/activity{'?lines=true' if phase.with_lines else ''}, year, "
+            f"each member its own token, {phase.concurrency} at a time, {len(ms)} requests "
+            f"after {MEMBER_WARMUP}:",
             f"{'':<12}ms p50 / p95 / p99 / max: {pcts(ms, (0.5, 0.95, 0.99))}; answers "
             f"{statistics_line(phase.sizes, 'bytes')}, "
-            f"{statistics_line(phase.lines, 'aggregate lines')}",
+            f"{statistics_line(phase.counterparts, 'counterparts')}"
+            + (f", {statistics_line(phase.lines, 'detail lines')}" if phase.with_lines else ""),
         ]
         if phase.cpu:
             lines.append(f"{'':<12}{phase.cpu.line(len(ms), 'request')}")
@@ -1513,6 +1550,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--year", type=int, default=2025, help="the fiscal year (2025)")
     parser.add_argument("--member-requests", type=int, default=200, help="measured (200)")
     parser.add_argument("--concurrency", type=int, default=4, help="member reports at once (4)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="the ledger's HTTP processes (2: one per CPU)"
+    )
     parser.add_argument("--pole-requests", type=int, default=20, help="measured (20)")
     parser.add_argument("--real-hashes", action="store_true", help="hash as journal.post does")
     parser.add_argument("--explain", action="store_true", help="print the statements' plans")

@@ -77,6 +77,14 @@ def serve(
     service: Service,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",  # noqa: S104
     port: Annotated[int | None, typer.Option(help="Port (default: <SERVICE>_HTTP_PORT).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes serving HTTP (one per CPU to use); each runs the relay and "
+            "consumers too unless <SERVICE>_RUN_WORKERS=false.",
+        ),
+    ] = 1,
 ) -> None:
     """Run a service's HTTP API (and its relay and consumers unless <SERVICE>_RUN_WORKERS=false)."""
     import uvicorn
@@ -84,9 +92,11 @@ def serve(
     settings = _settings(service)
     _configure_logging(service.value)
     uvicorn.run(
-        f"{service.value}.service:app",
+        f"ptce.serving:{service.value}",
+        factory=True,
         host=host,
         port=port or settings.http_port,
+        workers=workers,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
@@ -267,11 +277,13 @@ def ledger_verify(
         uuid.UUID | None, typer.Option(help="Only this pole (default: every pole with entries).")
     ] = None,
 ) -> None:
-    """Recompute the hash chain of every pole's journal; exit code 1 if any is broken."""
+    """Recompute the hash chain of every pole's journal, and compare the running totals the
+    reports read with the journal's lines; exit code 1 if a chain is broken or totals differ."""
     from ledger.journal import ChainCheck, poles_with_entries, verify_chain
+    from ledger.trust import totals_differences
     from shared.db import create_engine, create_session_factory
 
-    async def main() -> list[tuple[uuid.UUID, int, ChainCheck]]:
+    async def main() -> list[tuple[uuid.UUID, int, ChainCheck, int]]:
         engine = create_engine(_settings(Service.ledger).database_url, pool_size=1)
         try:
             sessions = create_session_factory(engine)
@@ -281,19 +293,54 @@ def ledger_verify(
             for pole_id in [pole] if pole is not None else list(counts):
                 async with sessions() as session:
                     check = await verify_chain(session, pole_id)
-                checks.append((pole_id, counts.get(pole_id, 0), check))
+                    differences = await totals_differences(session, pole_id)
+                checks.append((pole_id, counts.get(pole_id, 0), check, differences))
             return checks
         finally:
             await engine.dispose()
 
     checks = asyncio.run(main())
-    for pole_id, count, check in checks:
+    for pole_id, count, check, differences in checks:
         state = "intact" if check.intact else f"broken at position {check.broken_at}"
-        typer.echo(f"{pole_id}: {count} entries, {state}")
+        totals = (
+            "running totals agree"
+            if not differences
+            else f"{differences} running totals differ from the lines (ptce ledger rebuild-totals)"
+        )
+        typer.echo(f"{pole_id}: {count} entries, {state}; {totals}")
     if not checks:
         typer.echo("no journal to verify")
-    if any(not check.intact for _, _, check in checks):
+    if any(not check.intact or differences for _, _, check, differences in checks):
         raise typer.Exit(1)
+
+
+@ledger_app.command("rebuild-totals")
+def ledger_rebuild_totals(
+    pole: Annotated[
+        uuid.UUID | None, typer.Option(help="Only this pole (default: every pole with entries).")
+    ] = None,
+) -> None:
+    """Compute the running totals the reports read again from the journal's lines (after a
+    bulk load with the triggers off, or when `ptce ledger verify` finds them different)."""
+    from ledger.journal import poles_with_entries
+    from ledger.trust import rebuild_totals
+    from shared.db import create_engine, create_session_factory
+
+    async def main() -> list[uuid.UUID]:
+        engine = create_engine(_settings(Service.ledger).database_url, pool_size=1)
+        try:
+            sessions = create_session_factory(engine)
+            async with sessions() as session:
+                poles = [pole] if pole is not None else list(await poles_with_entries(session))
+            for pole_id in poles:
+                async with sessions() as session, session.begin():
+                    await rebuild_totals(session, pole_id)
+            return poles
+        finally:
+            await engine.dispose()
+
+    for pole_id in asyncio.run(main()):
+        typer.echo(f"{pole_id}: running totals rebuilt")
 
 
 @ledger_app.command("reconcile")

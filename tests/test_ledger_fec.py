@@ -380,12 +380,12 @@ async def test_a_large_book_is_numbered_ordered_and_streamed_in_chunks(books: Bo
     assert _gap_free_by_journal(no_cvn) == {"EX": 1000, "OD": 1001}
 
 
-def _verify(books: Books, *args: str) -> tuple[int, str]:
-    """``ptce ledger verify`` against the test's ledger database (in a thread: it runs its own
-    event loop)."""
+def _verify(books: Books, *args: str, command: str = "verify") -> tuple[int, str]:
+    """``ptce ledger verify`` (or another ``ledger`` command) against the test's ledger
+    database (in a thread: it runs its own event loop)."""
     result = CliRunner().invoke(
         cli,
-        ["ledger", "verify", *args],
+        ["ledger", command, *args],
         env={"LEDGER_DATABASE_URL": books.runtime.settings.database_url},
     )
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
@@ -406,13 +406,15 @@ async def test_ptce_ledger_verify_tells_an_intact_chain_from_a_broken_one(books:
                 posting = _posting(n, book=book, counterpart=book, day=date(2026, 3, 1))
                 await post(session, pole_id, posting, now=now)
 
+    agree = "running totals agree"
     code, output = await asyncio.to_thread(_verify, books)
     assert (code, output.splitlines()) == (
         0,
-        [f"{pole_id}: 3 entries, intact" for pole_id in poles],
+        [f"{pole_id}: 3 entries, intact; {agree}" for pole_id in poles],
     )
 
-    # Someone with the database's superuser rights changes an amount after the fact.
+    # Someone with the database's superuser rights changes an amount after the fact: the
+    # chain breaks, and the running totals no longer are the sums of the lines.
     broken = poles[1]
     async with books.runtime.engine.begin() as conn:
         await conn.execute(text("ALTER TABLE entry_line DISABLE TRIGGER entry_line_append_only"))
@@ -425,14 +427,28 @@ async def test_ptce_ledger_verify_tells_an_intact_chain_from_a_broken_one(books:
         )
         await conn.execute(text("ALTER TABLE entry_line ENABLE TRIGGER entry_line_append_only"))
 
+    differ = "running totals differ from the lines (ptce ledger rebuild-totals)"
     code, output = await asyncio.to_thread(_verify, books)
-    assert (code, output.splitlines()) == (
-        1,
-        [f"{poles[0]}: 3 entries, intact", f"{broken}: 3 entries, broken at position 2"],
-    )
+    assert code == 1
+    intact, broken_line = output.splitlines()
+    assert intact == f"{poles[0]}: 3 entries, intact; {agree}"
+    assert broken_line.startswith(f"{broken}: 3 entries, broken at position 2; ")
+    assert broken_line.endswith(differ)
     assert await asyncio.to_thread(_verify, books, "--pole", str(poles[0])) == (
         0,
-        f"{poles[0]}: 3 entries, intact\n",
+        f"{poles[0]}: 3 entries, intact; {agree}\n",
     )
     code, output = await asyncio.to_thread(_verify, books, "--pole", str(broken))
-    assert (code, output) == (1, f"{broken}: 3 entries, broken at position 2\n")
+    assert code == 1
+    assert output.startswith(f"{broken}: 3 entries, broken at position 2; ")
+
+    # The totals computed again from the (altered) lines agree with them; the chain stays
+    # broken: the hashes tell the alteration, whatever the totals say.
+    rebuilt = await asyncio.to_thread(
+        _verify, books, "--pole", str(broken), command="rebuild-totals"
+    )
+    assert rebuilt == (0, f"{broken}: running totals rebuilt\n")
+    assert await asyncio.to_thread(_verify, books, "--pole", str(broken)) == (
+        1,
+        f"{broken}: 3 entries, broken at position 2; {agree}\n",
+    )

@@ -459,6 +459,20 @@ async def test_the_reports_value_the_pole_in_money_and_in_kind(books: Books) -> 
         "activity_share": "0.010625",  # 850 / 80 000
     }
 
+    # The detail lines on request (the CSV is made of them, below).
+    assert body["lines"] is None
+    detailed = await a.get(f"/members/{a.member_id}/activity", params={**year, "lines": "true"})
+    assert {**detailed.json(), "lines": None} == body
+    assert {
+        (line["direction"], line["flow"], line["resource"], line["counterpart"], line["amount"])
+        for line in detailed.json()["lines"]
+    } == {
+        ("provided", "monetary", "premises", "Bureau B", "160.00"),
+        ("provided", "in_kind", "premises", "Bureau B", "240.00"),
+        ("received", "monetary", "staff_time", "Coopérative C", "300.00"),
+        ("received", "in_kind", "staff_time", "Coopérative C", "150.00"),
+    }
+
     # B received the room and gave three volunteer hours; C's turnover is unknown.
     b_totals = (await b.get(f"/members/{b.member_id}/activity", params=year)).json()["totals"]
     assert _figures(b_totals, *FOUR) == (D(0), D("37.50"), D(160), D(240))

@@ -187,7 +187,8 @@ async def post(
     await session.execute(
         insert(entry).values(**entry_row, previous_hash=head.last_hash, hash=digest, posted_at=now)
     )
-    await session.execute(insert(entry_line), line_rows)
+    # One statement for all the lines: the running totals' trigger runs once per posting.
+    await session.execute(insert(entry_line).values(line_rows))
     await session.execute(
         update(chain_head)
         .where(chain_head.c.pole_id == pole_id)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
     Integer,
+    MetaData,
     Numeric,
     SmallInteger,
     String,
@@ -106,4 +110,54 @@ dues_rule = Table(
     Column("brackets", JSONB, nullable=False),
     Column("version", Integer, nullable=False),
     Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+
+activity_total = Table(
+    "activity_total",
+    LedgerModel.metadata,
+    Column("pole_id", Uuid, nullable=False),
+    Column("grain", String(5), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("breakdown", String(12), nullable=False),
+    Column("member_id", Uuid),
+    Column("direction", String(8), nullable=False),
+    Column("flow", String(10), nullable=False),
+    Column("resource", String(30)),
+    Column("unit", String(20)),
+    Column("counterpart_id", Uuid),
+    Column("exchange", Boolean, nullable=False),
+    Column("amount", Numeric(16, 2), nullable=False),
+    Column("quantity", Numeric(14, 2)),
+)
+
+# Views (migration 0007): what each journal line counts for in a member's activity. Kept
+# out of LedgerModel.metadata: the migrations create them.
+_VIEWS = MetaData()
+
+
+def _attribution_columns() -> list[Column[Any]]:
+    return [
+        Column("pole_id", Uuid),
+        Column("member_id", Uuid),
+        Column("entry_id", Uuid),
+        Column("line_no", SmallInteger),
+        Column("entry_date", Date),
+        Column("direction", String),
+        Column("flow", String),
+        Column("resource", String),
+        Column("unit", String),
+        Column("counterpart_id", Uuid),
+        Column("amount", Numeric),
+        Column("quantity", Numeric),
+    ]
+
+
+activity_attribution = Table("activity_attribution", _VIEWS, *_attribution_columns())
+activity_breakdown = Table(
+    "activity_breakdown",
+    _VIEWS,
+    *_attribution_columns(),
+    Column("month", Date),
+    Column("breakdown", String),
+    Column("exchange", Boolean),
 )

@@ -3,6 +3,9 @@
 - ``reconcile``: the exchange's completed exchanges against what the journal posted for them:
   an exchange the journal misses, a posting for an exchange the exchange does not know as
   completed, a monetary amount or a version that differs.
+- ``totals_differences``: the running totals the reports read (``activity_total``, kept by a
+  trigger, migration 0007) against the same sums computed from the journal's lines;
+  ``rebuild_totals`` computes them again from the lines.
 - ``journal_checksum``: a digest of a pole's journal content that does not depend on the
   order the events were applied in (entry ids, numbers, positions and hashes are left out):
   replaying the catalog's and the exchange's topics into an empty ledger gives the same one.
@@ -126,3 +129,32 @@ async def journal_checksum(
         count += 1
         digest.update(json.dumps([str(value) for value in row], sort_keys=True).encode())
     return count, digest.hexdigest()
+
+
+_TOTALS_KEYS = (
+    "grain, period_start, breakdown, member_id, direction, flow, resource, unit, "
+    "counterpart_id, exchange"
+)
+_TOTALS_DIFFERENCES = text(
+    f"""
+    WITH kept AS (
+        SELECT {_TOTALS_KEYS}, amount, quantity FROM activity_total WHERE pole_id = :pole
+    ), computed AS (
+        SELECT {_TOTALS_KEYS}, sum(amount) AS amount, sum(quantity) AS quantity
+          FROM activity_total_line WHERE pole_id = :pole GROUP BY {_TOTALS_KEYS}
+    )
+    SELECT (SELECT count(*) FROM (TABLE kept EXCEPT ALL TABLE computed) AS extra)
+         + (SELECT count(*) FROM (TABLE computed EXCEPT ALL TABLE kept) AS missing)
+    """
+)
+
+
+async def totals_differences(session: AsyncSession, pole_id: uuid.UUID) -> int:
+    """How many rows of the pole's running totals differ from the sums of its lines."""
+    return int(await session.scalar(_TOTALS_DIFFERENCES, {"pole": pole_id}) or 0)
+
+
+async def rebuild_totals(session: AsyncSession, pole_id: uuid.UUID) -> None:
+    """Compute the pole's running totals again from its lines (in the caller's transaction,
+    under the pole's chain head: no posting adds to them meanwhile)."""
+    await session.execute(text("SELECT ledger_rebuild_activity_totals(:pole)"), {"pole": pole_id})
