@@ -1,4 +1,5 @@
-"""The FastAPI application every service is: lifespan, request ids, problem details, health."""
+"""The FastAPI application every service is: lifespan, request ids, limits (body size,
+throttling: ``shared.limits``), problem details, health."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import Problem, install_problem_handlers
+from shared.limits import install_limits
 from shared.logging import get_logger, new_request_id, request_id_var
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import ServiceSettings
@@ -86,6 +88,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = ServiceRuntime(definition, settings_factory())
         app.state.runtime = runtime
+        limits.configure(runtime.settings, runtime.verifier)
         if runtime.settings.run_workers:
             runtime.start_workers()
         log.info("service_started", service=runtime.name)
@@ -98,9 +101,13 @@ def create_app(
         title=definition.title,
         lifespan=lifespan,
         responses={
+            413: {"model": Problem, "description": "Body too large (problem details)"},
             422: {"model": Problem, "description": "Invalid request (problem details)"},
+            429: {"model": Problem, "description": "Too many requests; see Retry-After"},
         },
     )
+    # The request id outermost: a refusal by the limits carries it and is logged.
+    limits = install_limits(app)
     app.add_middleware(RequestIdMiddleware)
     install_problem_handlers(app)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -34,6 +35,16 @@ class PageRequest(BaseModel):
     limit: int
     after: tuple[Any, uuid.UUID] | None
 
+    def after_as(self, parse: Callable[[str], T]) -> tuple[T, uuid.UUID] | None:
+        """``after`` with its sort value read by ``parse`` (``datetime.fromisoformat``…); a
+        cursor whose value does not parse was not made by this API: 422, never a 500."""
+        if self.after is None:
+            return None
+        try:
+            return parse(str(self.after[0])), self.after[1]
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise _bad_cursor() from exc
+
 
 def encode_cursor(sort_value: Any, row_id: uuid.UUID) -> str:
     raw = json.dumps([sort_value, str(row_id)], default=str, separators=(",", ":"))
@@ -46,10 +57,14 @@ def decode_cursor(cursor: str) -> tuple[Any, uuid.UUID]:
         sort_value, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
         return sort_value, uuid.UUID(row_id)
     except (ValueError, TypeError) as exc:
-        raise UnprocessableEntity(
-            "The cursor is not one this API gave.",
-            invalid_params=[{"name": "cursor", "reason": "malformed cursor"}],
-        ) from exc
+        raise _bad_cursor() from exc
+
+
+def _bad_cursor() -> UnprocessableEntity:
+    return UnprocessableEntity(
+        "The cursor is not one this API gave.",
+        invalid_params=[{"name": "query.cursor", "reason": "malformed cursor"}],
+    )
 
 
 def page_request(

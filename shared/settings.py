@@ -126,6 +126,26 @@ class KernelSettings(BaseSettings):
         description="Lifetime of an access token; also how long a revoked client's last "
         "token may still be accepted by the services other than the catalog.",
     )
+    http_max_body_bytes: int = Field(
+        validation_alias="HTTP_MAX_BODY_BYTES",
+        default=1_048_576,
+        ge=1,
+        description="Largest request body (bytes); a larger one gets 413, whether it declares "
+        "its `Content-Length` or is sent in chunks.",
+    )
+    http_rate_limit_per_second: float = Field(
+        validation_alias="HTTP_RATE_LIMIT_PER_SECOND",
+        default=100.0,
+        ge=0,
+        description="Requests a second one caller (a member, or a client address without a "
+        "token) may make to one process, sustained; beyond, 429. `0` turns throttling off.",
+    )
+    http_rate_limit_burst: int = Field(
+        validation_alias="HTTP_RATE_LIMIT_BURST",
+        default=1000,
+        ge=1,
+        description="Requests one caller may make at once before the per-second rate applies.",
+    )
     log_level: str = Field(validation_alias="LOG_LEVEL", default="INFO", description="Log level.")
     log_format: Literal["json", "console"] = Field(
         validation_alias="LOG_FORMAT",

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Response, status
+from fastapi import APIRouter, Depends, Form, Path, Query, Response, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, tuple_
@@ -39,6 +39,7 @@ from shared.contracts.catalog import ExchangeRules
 from shared.db import utcnow
 from shared.errors import Conflict, NotFound, Unauthorized
 from shared.http import RuntimeDep
+from shared.limits import Day
 from shared.pagination import Page, PageRequest, encode_cursor, page_request
 from shared.versioning import IfMatch, check_if_match, set_etag
 
@@ -168,7 +169,7 @@ class ReferenceOut(BaseModel):
 async def list_references(
     runtime: RuntimeDep,
     principal: CurrentPrincipal,
-    on: Annotated[date | None, Query(description="Only the values in effect on this date.")] = None,
+    on: Annotated[Day | None, Query(description="Only the values in effect on this date.")] = None,
 ) -> list[ReferenceOut]:
     statement = select(ValuationReference).where(
         col(ValuationReference.pole_id) == principal.pole_id
@@ -395,7 +396,9 @@ async def list_clients(
     summary="Revoke an API client: it gets no more tokens, and the catalog refuses its tokens now",
 )
 async def revoke_client(
-    runtime: RuntimeDep, principal: CurrentPrincipal, client_id: str
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    client_id: Annotated[str, Path(max_length=100)],
 ) -> Response:
     async with runtime.uow() as uow:
         client = (

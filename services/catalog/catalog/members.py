@@ -15,6 +15,7 @@ from catalog.models import Member
 from shared.contracts.catalog import MemberLeft, MemberRegistered, MemberSnapshot, MemberUpdated
 from shared.db import utcnow
 from shared.errors import Conflict
+from shared.limits import Day
 from shared.uow import UnitOfWork
 
 E = TypeVar("E", bound=MemberSnapshot)
@@ -60,7 +61,7 @@ class MemberFields(BaseModel):
     postal_code: str = Field(pattern=r"^[0-9]{5}$")
     commune: str = Field(min_length=1, max_length=200)
     insee_code: InseeCode
-    joined_on: date
+    joined_on: Day
 
 
 class RegisterMember(MemberFields):
@@ -95,7 +96,7 @@ class UpdateMember(BaseModel):
 class MemberLeaves(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    left_on: date
+    left_on: Day
 
 
 class MemberOut(MemberFields):

@@ -35,6 +35,7 @@ from shared.contracts.catalog import (
 )
 from shared.db import utcnow
 from shared.errors import Conflict, UnprocessableEntity
+from shared.limits import Day
 from shared.uow import UnitOfWork
 
 Money = Annotated[Decimal, Field(ge=0, le=Decimal("9999999.99"), decimal_places=2)]
@@ -146,8 +147,8 @@ class WeeklyHours(_Strict):
 
 
 class Closure(_Strict):
-    start_date: date
-    end_date: date
+    start_date: Day
+    end_date: Day
     reason: str = Field(default="", max_length=200)
 
     @field_validator("end_date")

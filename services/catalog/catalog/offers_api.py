@@ -217,9 +217,9 @@ class OfferSearch:
             str | None, Query(max_length=200, description="Commune name or INSEE code.")
         ] = None,
         owner_id: uuid.UUID | None = None,
-        max_price: Annotated[Decimal | None, Query(ge=0)] = None,
+        max_price: Annotated[Decimal | None, Query(ge=0, le=10_000_000, decimal_places=2)] = None,
         booking_mode: BookingMode | None = None,
-        min_capacity: Annotated[int | None, Query(ge=1)] = None,
+        min_capacity: Annotated[int | None, Query(ge=1, le=10_000)] = None,
         sort: Sort | None = None,
     ) -> None:
         self.q = q.strip() if q and q.strip() else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +22,7 @@ from shared.contracts.catalog import (
     ValuationReferenceRecorded,
 )
 from shared.errors import Conflict, UnprocessableEntity
+from shared.limits import Day
 from shared.uow import UnitOfWork
 
 
@@ -151,7 +151,7 @@ class RecordReference(BaseModel):
     label: str = Field(min_length=1, max_length=200)
     amount: Decimal = Field(ge=0, le=Decimal("9999999.99"), decimal_places=2)
     unit: Literal["hour", "half_day", "day", "unit"]
-    valid_from: date
+    valid_from: Day
 
 
 async def record_reference(

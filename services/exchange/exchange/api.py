@@ -280,11 +280,10 @@ async def list_requests(
                 booking_request.c.provider_id == principal.member_id,
             )
         )
-    if page.after is not None:
-        created, last_id = page.after
+    after = page.after_as(datetime.fromisoformat)
+    if after is not None:
         statement = statement.where(
-            tuple_(booking_request.c.created_at, booking_request.c.id)
-            > tuple_(datetime.fromisoformat(str(created)), last_id)
+            tuple_(booking_request.c.created_at, booking_request.c.id) > tuple_(*after)
         )
     statement = statement.order_by(booking_request.c.created_at, booking_request.c.id)
     async with runtime.session_factory() as session:

@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import Range
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +51,7 @@ from shared.auth import CurrentPrincipal
 from shared.db import utcnow
 from shared.errors import NotFound, UnprocessableEntity
 from shared.http import RuntimeDep
+from shared.limits import Instant
 from shared.pagination import DEFAULT_LIMIT, Page, PageRequest, encode_cursor, page_request
 
 MAX_RANGE = timedelta(days=92)
@@ -337,8 +338,8 @@ class FreeOffer(BaseModel):
     remaining: int = Field(description="The capacity still free all along the period.")
 
 
-Start = Annotated[AwareDatetime, Query(description="With its UTC offset.")]
-End = Annotated[AwareDatetime, Query(description="Excluded; at most 92 days after start.")]
+Start = Annotated[Instant, Query(description="With its UTC offset.")]
+End = Annotated[Instant, Query(description="Excluded; at most 92 days after start.")]
 
 
 def search_page(

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Response, status
 from icalendar import Calendar, Event
 from icalendar.enums import STATUS
 from pydantic import BaseModel, ConfigDict, Field
@@ -146,11 +146,10 @@ async def list_feeds(
         calendar_feed.c.member_id == principal.member_id,
         calendar_feed.c.revoked_at.is_(None),
     )
-    if page.after is not None:
-        created, last_id = page.after
+    after = page.after_as(datetime.fromisoformat)
+    if after is not None:
         statement = statement.where(
-            tuple_(calendar_feed.c.created_at, calendar_feed.c.id)
-            > tuple_(datetime.fromisoformat(str(created)), last_id)
+            tuple_(calendar_feed.c.created_at, calendar_feed.c.id) > tuple_(*after)
         )
     statement = statement.order_by(calendar_feed.c.created_at, calendar_feed.c.id)
     async with runtime.session_factory() as session:
@@ -289,8 +288,8 @@ def _matches(if_none_match: str | None, tag: str) -> bool:
 )
 async def read_feed(
     runtime: RuntimeDep,
-    token: str,
-    if_none_match: Annotated[str | None, Header()] = None,
+    token: Annotated[str, Path(max_length=100)],
+    if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> Response:
     async with runtime.session_factory() as session:
         feed = await _live_feed(session, token)

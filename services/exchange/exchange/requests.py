@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from asyncpg.exceptions import ExclusionViolationError
 from fastapi.encoders import jsonable_encoder
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import bindparam, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import TSTZRANGE, Range
 from sqlalchemy.exc import IntegrityError
@@ -56,9 +56,12 @@ from shared.contracts.exchange import (
 )
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, NotFound, NotReadyYet, UnprocessableEntity
+from shared.limits import END_OF_INSTANTS, Instant
 from shared.uow import BaseUnitOfWork, ConnectionUnitOfWork, UnitOfWork
 
 PERIOD_KINDS = ("premises", "equipment", "staff_time")
+MAX_PERIOD = timedelta(days=366)
+"""The longest period a request may name: the longest booking an offer may allow."""
 CENT = Decimal("0.01")
 
 Database = AsyncSession | AsyncConnection
@@ -72,8 +75,10 @@ class NewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     offer_id: uuid.UUID
-    start: AwareDatetime | None = Field(default=None, description="With its UTC offset.")
-    end: AwareDatetime | None = Field(default=None, description="Excluded: [start, end).")
+    start: Instant | None = Field(default=None, description="With its UTC offset.")
+    end: Instant | None = Field(
+        default=None, description="Excluded: [start, end); at most 366 days after start."
+    )
     quantity: Decimal | None = Field(default=None, gt=0, le=100_000, decimal_places=2)
     message: str = Field(default="", max_length=2000)
 
@@ -81,8 +86,11 @@ class NewRequest(BaseModel):
     def _period(self) -> NewRequest:
         if (self.start is None) != (self.end is None):
             raise ValueError("give both start and end, or neither")
-        if self.start is not None and self.end is not None and self.end <= self.start:
-            raise ValueError("end must be after start (periods are [start, end), never empty)")
+        if self.start is not None and self.end is not None:
+            if self.end <= self.start:
+                raise ValueError("end must be after start (periods are [start, end), never empty)")
+            if self.end - self.start > MAX_PERIOD:
+                raise ValueError(f"a period lasts at most {MAX_PERIOD.days} days")
         return self
 
 
@@ -522,8 +530,8 @@ class NewSeries(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     offer_id: uuid.UUID
-    start: AwareDatetime = Field(description="Start of the first occurrence, with its offset.")
-    end: AwareDatetime = Field(description="End of the first occurrence (excluded).")
+    start: Instant = Field(description="Start of the first occurrence, with its offset.")
+    end: Instant = Field(description="End of the first occurrence (excluded).")
     weeks: int = Field(ge=2, le=52, description="Occurrences, one a week, the first included.")
     all_or_nothing: bool = Field(
         default=True,
@@ -538,6 +546,9 @@ class NewSeries(BaseModel):
             raise ValueError("end must be after start (periods are [start, end), never empty)")
         if self.end - self.start > timedelta(weeks=1):
             raise ValueError("a weekly occurrence lasts one week at most")
+        # A day of margin: occurrences keep their local time across daylight-saving changes.
+        if self.end + timedelta(weeks=self.weeks - 1, days=1) >= END_OF_INSTANTS:
+            raise ValueError("the last occurrence would end after 2999")
         return self
 
 
@@ -763,7 +774,7 @@ class CancelSeries(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     reason: str = Field(min_length=1, max_length=1000)
-    from_: AwareDatetime | None = Field(
+    from_: Instant | None = Field(
         default=None, alias="from", description="Default: now (what has started stays)."
     )
 

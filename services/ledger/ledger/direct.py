@@ -30,6 +30,7 @@ from shared.db import utcnow
 from shared.errors import Conflict, NotFound, UnprocessableEntity
 from shared.http import RuntimeDep
 from shared.idempotency import IdempotencyKey
+from shared.limits import Day
 
 router = APIRouter(tags=["postings"])
 
@@ -64,7 +65,7 @@ class DirectPosting(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: DirectKind
-    on: date
+    on: Day = Field(description="Between 2000-01-01 and 2999-12-31, as a fiscal year.")
     label: str = Field(min_length=1, max_length=300)
     amount: Decimal | None = Field(
         default=None,
@@ -292,7 +293,11 @@ class Bracket(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     up_to: Decimal | None = Field(
-        default=None, ge=0, description="Upper bound of the basis (excluded); null: no bound."
+        default=None,
+        ge=0,
+        le=Decimal("99999999999999"),
+        decimal_places=2,
+        description="Upper bound of the basis (excluded); null: no bound.",
     )
     amount: Decimal = Field(ge=0, le=Decimal("9999999.99"), decimal_places=2)
 

@@ -17,6 +17,7 @@ from ledger.models import entry, entry_line
 from shared.auth import CurrentPrincipal
 from shared.errors import Forbidden
 from shared.http import RuntimeDep
+from shared.limits import Day
 from shared.pagination import Page, PageRequest, encode_cursor, page_request
 
 router = APIRouter(tags=["journal"])
@@ -63,8 +64,8 @@ async def list_entries(
     book_id: uuid.UUID,
     page: Annotated[PageRequest, Depends(page_request)],
     journal: Annotated[str | None, Query(max_length=8)] = None,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: Annotated[date | None, Query(description="Excluded.")] = None,
+    from_: Annotated[Day | None, Query(alias="from")] = None,
+    to: Annotated[Day | None, Query(description="Excluded.")] = None,
 ) -> Page[EntryOut]:
     statement = select(entry).where(entry.c.book_id == book_id)
     if journal is not None:
@@ -73,12 +74,9 @@ async def list_entries(
         statement = statement.where(entry.c.entry_date >= from_)
     if to is not None:
         statement = statement.where(entry.c.entry_date < to)
-    if page.after is not None:
-        last_date, last_id = page.after
-        statement = statement.where(
-            tuple_(entry.c.entry_date, entry.c.id)
-            > tuple_(date.fromisoformat(str(last_date)), last_id)
-        )
+    after = page.after_as(date.fromisoformat)
+    if after is not None:
+        statement = statement.where(tuple_(entry.c.entry_date, entry.c.id) > tuple_(*after))
     statement = statement.order_by(entry.c.entry_date, entry.c.id).limit(page.limit + 1)
     async with runtime.session_factory() as session:
         await readable_book(session, principal, book_id)

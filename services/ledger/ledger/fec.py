@@ -409,6 +409,7 @@ Year = Annotated[
 Journals = Annotated[
     str | None,
     Query(
+        max_length=100,
         description="Only these journals, comma-separated (e.g. `EX,OD` to leave out the "
         "contributions in kind, CVN). Default: all.",
         examples=["EX,OD"],
