@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.dialects.postgresql import Range
 
 from exchange.availability import FreePeriod, free_periods, remaining_for_period
@@ -178,6 +179,12 @@ def test_a_whole_period_is_free_by_the_rules_a_request_passes() -> None:
 
 
 # --- Over the API -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def market(module_market: Market) -> Market:
+    """One market for the module: each test keeps to poles of its own, which see nothing else."""
+    return module_market
 
 
 async def free_of(caller: Caller, offer_id: str, start: str, end: str) -> dict[str, Any]:

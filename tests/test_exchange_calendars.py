@@ -7,11 +7,18 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from icalendar import Calendar, Event
 from sqlalchemy import text
 
 from ptce.testing.api import Caller, problem
 from ptce.testing.exchange import PARIS, Market, at, next_monday, parties
+
+
+@pytest.fixture
+def market(module_market: Market) -> Market:
+    """One market for the module: each test keeps to poles of its own, which see nothing else."""
+    return module_market
 
 
 async def _book(market: Market, requester: Caller, offer: dict[str, Any], **period: str) -> str:

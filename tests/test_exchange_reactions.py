@@ -5,10 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from exchange.reactions import ARCHIVED
 from ptce.testing.api import Caller, outbox_types, problem
 from ptce.testing.exchange import PARIS, Market, at, next_monday, parties
 from ptce.testing.helpers import eventually
+
+
+@pytest.fixture
+def market(module_market: Market) -> Market:
+    """One market for the module: each test keeps to poles of its own, which see nothing else."""
+    return module_market
 
 
 async def _book(market: Market, requester: Caller, offer: dict[str, Any], hour: int) -> str:

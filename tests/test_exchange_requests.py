@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from exchange.models import booking_request
-from ptce.testing.api import AVAILABILITY, outbox_types, problem, walk_without_token
+from ptce.testing.api import AVAILABILITY, outbox_types, problem, staff_time, walk_without_token
 from ptce.testing.exchange import PARIS, Market, at, next_monday, parties
 
 
@@ -192,23 +192,7 @@ async def test_never_more_holds_than_the_capacity_under_concurrency(
 async def test_staff_time_never_exceeds_its_weekly_cap(market: Market) -> None:
     coordinator, provider, _ = await parties(market)
     requesters = [await market.catalog.new_member(coordinator) for _ in range(3)]
-    offer = await market.published(
-        provider,
-        kind="staff_time",
-        title="Comptable à temps partagé",
-        unit="hour",
-        capacity=5,
-        internal_price="30.00",
-        reference_value="45.00",
-        valuation_basis="cost_price",
-        attributes={
-            "role": "Comptable",
-            "employer_member_id": str(provider.member_id),
-            "max_hours_per_week": 7,
-            "regime": "direct_loan",
-            "cost_per_unit": "32.00",
-        },
-    )
+    offer = await market.published(provider, **staff_time(provider.member_id))
     monday = next_monday()
     wednesday = monday + timedelta(days=2)
     slots = [

@@ -36,7 +36,10 @@ class Cast:
 
 
 @pytest.fixture
-async def cast(books: Books) -> Cast:
+async def cast(module_books: Books) -> Cast:
+    """New poles for every test on the module's books: the cells change pole-wide state (a
+    dues rule set, dues posted, grants) that other cells and tests read."""
+    books = module_books
     catalog = books.market.catalog
     coordinator = await catalog.new_pole()
     member = await catalog.new_member(coordinator)

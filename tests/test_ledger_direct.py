@@ -18,6 +18,13 @@ from ptce.testing.helpers import eventually
 from ptce.testing.ledger import Books
 
 
+@pytest.fixture
+def books(module_books: Books) -> Books:
+    """One set of books for the module: each test keeps to poles of its own, which see nothing
+    else (journals are numbered per book, idempotency keys per client)."""
+    return module_books
+
+
 def test_dues_fall_in_the_bracket_of_the_members_turnover() -> None:
     rule = DuesRule(
         basis="turnover",

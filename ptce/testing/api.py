@@ -96,6 +96,31 @@ def room(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+def staff_time(
+    employer_id: uuid.UUID, *, max_hours_per_week: int = 7, **overrides: Any
+) -> dict[str, Any]:
+    """An accountant's time lent directly by its employer, by the hour, at cost."""
+    return room(
+        **{
+            "kind": "staff_time",
+            "title": "Comptable à temps partagé",
+            "unit": "hour",
+            "capacity": 5,
+            "internal_price": "30.00",
+            "reference_value": "45.00",
+            "valuation_basis": "cost_price",
+            "attributes": {
+                "role": "Comptable",
+                "employer_member_id": str(employer_id),
+                "max_hours_per_week": max_hours_per_week,
+                "regime": "direct_loan",
+                "cost_per_unit": "32.00",
+            },
+            **overrides,
+        }
+    )
+
+
 @dataclass
 class Caller:
     """An API client of one member, with a valid access token."""

@@ -7,7 +7,9 @@ in a temporary directory and stops them at the end. Given ``PTCE_TEST_POSTGRES_U
 
 Isolation: each service's migrations run once into a template database; every test
 that asks for a service gets a fresh database copied from it, and its own topic prefix
-on the broker, so tests never see each other's rows or events.
+on the broker, so tests never see each other's rows or events. ``module_service_settings``
+does the same once per module, for modules whose tests share servers and are kept apart
+by their poles (a pole sees only its own data).
 """
 
 from __future__ import annotations
@@ -113,19 +115,26 @@ def _infra(root: Path) -> Iterator[Infra]:
             postgres.stop()
 
 
+def new_topic_prefix() -> str:
+    """A topic prefix no other test uses: its topics are its own."""
+    return f"t{uuid.uuid4().hex[:10]}-"
+
+
 @pytest.fixture
 def topic_prefix() -> str:
-    return f"t{uuid.uuid4().hex[:10]}-"
+    return new_topic_prefix()
 
 
 SettingsFactory = Callable[[str], Awaitable[ServiceSettings]]
 
 
-@pytest.fixture
-async def service_settings(infra: Infra, topic_prefix: str) -> AsyncIterator[SettingsFactory]:
-    """``await service_settings("catalog")``: settings on a fresh migrated database of that service.
+@contextlib.asynccontextmanager
+async def settings_factory(infra: Infra, topic_prefix: str) -> AsyncIterator[SettingsFactory]:
+    """``await make("catalog")``: settings on a fresh migrated database of that service, on
+    the broker under ``topic_prefix`` (its topics created on the first call); the databases
+    are dropped on leaving.
 
-    Every service of one test shares the test's topic prefix, so they talk to each other.
+    Every service made by one factory shares the prefix, so they talk to each other.
     """
     created: list[str] = []
     topics_ready = False
@@ -149,13 +158,40 @@ async def service_settings(infra: Infra, topic_prefix: str) -> AsyncIterator[Set
             topics_ready = True
         return settings
 
-    yield make
-    conn = await asyncpg.connect(infra.database_url("postgres", driver="postgresql"))
     try:
-        for name in created:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield make
     finally:
-        await conn.close()
+        conn = await asyncpg.connect(infra.database_url("postgres", driver="postgresql"))
+        try:
+            for name in created:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def service_settings(infra: Infra, topic_prefix: str) -> AsyncIterator[SettingsFactory]:
+    """``await service_settings("catalog")``: settings on a fresh migrated database of that service.
+
+    Every service of one test shares the test's topic prefix, so they talk to each other.
+    """
+    async with settings_factory(infra, topic_prefix) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def module_topic_prefix() -> str:
+    return new_topic_prefix()
+
+
+@pytest.fixture(scope="module")
+async def module_service_settings(
+    infra: Infra, module_topic_prefix: str
+) -> AsyncIterator[SettingsFactory]:
+    """``service_settings`` shared by every test of a module: one set of databases and topics
+    for the module, for servers its tests share (each test then keeps to its own poles)."""
+    async with settings_factory(infra, module_topic_prefix) as make:
+        yield make
 
 
 @pytest.fixture

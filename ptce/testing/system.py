@@ -1,0 +1,149 @@
+"""The three services as separate processes (``ptce serve``), the way ``make run`` runs them,
+on the test's servers: fresh databases and topics of their own, the other services fetching
+the token keys from the catalog over HTTP. A test can kill and restart a service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from catalog.service import DEFINITION as CATALOG
+from ptce.embedded import free_port
+from ptce.testing.api import Caller, CatalogApi
+from ptce.testing.plugin import SettingsFactory
+from shared.runtime import ServiceRuntime
+from shared.settings import ServiceSettings
+
+SERVICES = ("catalog", "exchange", "ledger")
+READY_SECONDS = 60.0
+
+
+def settings_env(settings: ServiceSettings) -> dict[str, str]:
+    """The environment variables that give a service these settings."""
+    prefix = str(type(settings).model_config.get("env_prefix", ""))
+    env = {}
+    for name, info in type(settings).model_fields.items():
+        value: Any = getattr(settings, name)
+        if value is None:
+            continue
+        alias = info.validation_alias
+        key = alias if isinstance(alias, str) else f"{prefix}{name}".upper()
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, list | dict):
+            value = json.dumps(value)
+        env[key] = str(value)
+    return env
+
+
+@dataclass
+class System:
+    settings: dict[str, ServiceSettings]
+    logs: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    http: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+    catalog_runtime: ServiceRuntime | None = None
+
+    def on(self, service: str, caller: Caller) -> Caller:
+        """The caller, talking to that service's process."""
+        return dataclasses.replace(caller, http=self.http[service])
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.settings[service].http_port}"
+
+    def env(self, service: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            **settings_env(self.settings[service]),
+            "AUTH_JWKS_URL": f"{self.url('catalog')}/.well-known/jwks.json",
+            "LOG_FORMAT": "console",
+        }
+
+    def start(self, service: str) -> None:
+        ptce = shutil.which("ptce", path=str(Path(sys.executable).parent)) or "ptce"
+        with open(self.logs / f"{service}.log", "ab") as log:
+            self.processes[service] = subprocess.Popen(
+                [ptce, "serve", service, "--host", "127.0.0.1"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=self.env(service),
+            )
+
+    async def ready(self, service: str) -> None:
+        deadline = time.monotonic() + READY_SECONDS
+        async with httpx.AsyncClient(timeout=3, trust_env=False) as client:
+            while True:
+                process = self.processes[service]
+                if process.poll() is not None:
+                    raise RuntimeError(f"{service} exited:\n{self.log_tail(service)}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{self.url(service)}/readyz")).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{service} not ready:\n{self.log_tail(service)}")
+                await asyncio.sleep(0.2)
+
+    def kill(self, service: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        process = self.processes.pop(service)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+    def log_tail(self, service: str, size: int = 4000) -> str:
+        path = self.logs / f"{service}.log"
+        return path.read_text(errors="replace")[-size:] if path.exists() else ""
+
+    def catalog(self) -> CatalogApi:
+        """The catalog's API over HTTP; poles are created in its database, as `ptce pole
+        create` does (its process publishes their events)."""
+        assert self.catalog_runtime is not None
+        return CatalogApi(http=self.http["catalog"], runtime=self.catalog_runtime)
+
+
+@contextlib.asynccontextmanager
+async def running_system(service_settings: SettingsFactory, logs: Path) -> AsyncIterator[System]:
+    settings = {}
+    for service in SERVICES:
+        made = await service_settings(service)
+        settings[service] = made.model_copy(update={"http_port": free_port()})
+    system = System(settings, logs)
+    try:
+        for service in SERVICES:
+            system.start(service)
+        for service in SERVICES:
+            await system.ready(service)
+            system.http[service] = httpx.AsyncClient(
+                base_url=system.url(service), timeout=30, trust_env=False
+            )
+        system.catalog_runtime = ServiceRuntime(CATALOG, settings["catalog"])
+        yield system
+    finally:
+        for client in system.http.values():
+            await client.aclose()
+        if system.catalog_runtime is not None:
+            await system.catalog_runtime.stop()
+        for service in list(system.processes):
+            system.kill(service, signal.SIGTERM)
