@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -172,12 +173,29 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _server_unavailable(exc: DBAPIError) -> bool:
+    """A failure of the server or of the connection, not of the statement: the driver's
+    errors of SQLSTATE classes 08 (connection) and 57 (operator intervention: shutting down,
+    restarting, "not yet accepting connections" while it recovers), which SQLAlchemy wraps
+    in a plain ``DBAPIError``."""
+    if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+        return True
+    cause: BaseException | None = exc.orig
+    while cause is not None:
+        if isinstance(
+            cause,
+            asyncpg.PostgresConnectionError
+            | asyncpg.exceptions.OperatorInterventionError
+            | asyncpg.exceptions.InterfaceError
+            | OSError,
+        ):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    if (
-        isinstance(exc, DBAPIError)
-        and not isinstance(exc, OperationalError | InterfaceError)
-        and not exc.connection_invalidated
-    ):
+    if isinstance(exc, DBAPIError) and not _server_unavailable(exc):
         return await _unexpected(request, exc)
     log.warning("database_unavailable", error=repr(exc))
     return problem_response(

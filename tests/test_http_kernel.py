@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from ptce.embedded import free_port
-from ptce.testing.plugin import Infra, SettingsFactory, _create_database
+from ptce.testing.plugin import Infra, SettingsFactory, create_database
 from shared.db import create_engine
 from shared.errors import PROBLEM_JSON, Conflict, install_problem_handlers
 from shared.http import RequestIdMiddleware, create_app, loggable_path
@@ -56,7 +56,7 @@ async def test_not_ready_without_migrations_or_broker(
 ) -> None:
     settings = await service_settings(service)
     empty = f"test_empty_{uuid.uuid4().hex[:10]}"
-    await _create_database(infra, empty)
+    await create_database(infra, empty)
     unready = settings.model_copy(
         update={
             "database_url": infra.database_url(empty),

@@ -6,18 +6,29 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from ledger.trust import reconcile
+from ptce.embedded import EmbeddedPostgres, free_port
 from ptce.testing.api import room
 from ptce.testing.exchange import at, next_monday
 from ptce.testing.helpers import eventually
-from ptce.testing.system import System
+from ptce.testing.plugin import (
+    Infra,
+    create_database,
+    new_topic_prefix,
+    settings_factory,
+    template_of,
+)
+from ptce.testing.system import SERVICES, System, running_system
+from shared.migrations import upgrade
 
 BOOKINGS = 120
 AT_ONCE = 8
@@ -173,3 +184,120 @@ async def test_killing_each_service_mid_stream_loses_nothing_and_doubles_nothing
     finally:
         await exchange_db.dispose()
         await ledger_db.dispose()
+
+
+@pytest.fixture
+async def own_postgres(infra: Infra, data_dir: Path) -> AsyncIterator[Infra]:
+    """A PostgreSQL of the test's own (the session's is shared: not to be stopped), with the
+    services' migrated templates; the session's broker. Configured as in production: the
+    session's runs with ``synchronous_commit=off``, which acknowledges commits a crash then
+    loses (this test saw it)."""
+    postgres = EmbeddedPostgres(data_dir / "postgres", free_port())
+    await asyncio.to_thread(postgres.start)
+    own = Infra(
+        f"postgresql://postgres@127.0.0.1:{postgres.port}",
+        infra.kafka_bootstrap_servers,
+        postgres,
+        None,
+    )
+    try:
+        for service in SERVICES:
+            await create_database(own, template_of(service))
+            await asyncio.to_thread(upgrade, service, own.database_url(template_of(service)))
+        yield own
+    finally:
+        await asyncio.to_thread(postgres.stop)
+
+
+async def test_postgresql_crashing_under_traffic_loses_no_acknowledged_booking(
+    own_postgres: Infra, data_dir: Path
+) -> None:
+    """``pg_ctl stop -m immediate`` under a stream of bookings, and a restart: while it is down
+    the services answer 503 with problem details; they recover by themselves; every booking
+    acknowledged before, during or after is there, once."""
+    assert own_postgres.postgres is not None
+    postgres = own_postgres.postgres
+    async with (
+        settings_factory(own_postgres, new_topic_prefix()) as make_settings,
+        running_system(make_settings, data_dir) as system,
+    ):
+        catalog = system.catalog()
+        coordinator = await catalog.new_pole("Pôle de la panne")
+        provider = await catalog.new_member(coordinator)
+        requester = system.on("exchange", await catalog.new_member(coordinator))
+        created = await provider.post("/offers", json=room(booking_mode="instant", capacity=1000))
+        offer = (await provider.post(f"/offers/{created.json()['id']}/publish")).json()
+        monday = next_monday(weeks=2)
+
+        async def known() -> bool:
+            answer = await requester.get(
+                f"/offers/{offer['id']}/availability",
+                params={"start": at(monday, 0), "end": at(monday, 23)},
+            )
+            return answer.status_code == 200
+
+        await eventually(known)
+
+        acknowledged: set[str] = set()
+        unavailable: list[httpx.Response] = []
+        stop = asyncio.Event()
+
+        async def stream() -> None:
+            slot = {"offer_id": offer["id"], "start": at(monday, 9), "end": at(monday, 18)}
+            while not stop.is_set():
+                key = str(uuid.uuid4())
+                while True:  # the same key until answered: a retry is a replay
+                    try:
+                        answer = await requester.post(
+                            "/requests", json=slot, headers={"Idempotency-Key": key}
+                        )
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.1)
+                        continue
+                    if answer.status_code == 201:
+                        acknowledged.add(answer.json()["id"])
+                        break
+                    assert answer.status_code == 503, answer.text  # never a 500
+                    unavailable.append(answer)
+                    await asyncio.sleep(0.1)
+
+        streams = [asyncio.create_task(stream()) for _ in range(4)]
+        try:
+            await asyncio.sleep(2)
+            before = len(acknowledged)
+            assert before > 0
+            await asyncio.to_thread(postgres.stop, immediate=True)
+            await asyncio.sleep(3)
+            await asyncio.to_thread(postgres.start)
+
+            async def recovered() -> bool:
+                return len(acknowledged) > before + 20
+
+            await eventually(recovered, timeout=60)
+        finally:
+            stop.set()
+            await asyncio.gather(*streams)
+
+        # While it was down: 503, problem details, with a hint of when to retry.
+        assert unavailable
+        for answer in unavailable:
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["status"] == 503
+        # Every service is ready again without being restarted.
+        for service in SERVICES:
+            assert (await system.http[service].get("/readyz")).status_code == 200
+            assert system.processes[service].poll() is None
+        # Every acknowledged booking is there, once.
+        exchange_db = create_async_engine(system.settings["exchange"].database_url)
+        try:
+            async with exchange_db.connect() as conn:
+                stored = set(
+                    str(found)
+                    for found in await conn.scalars(
+                        text("SELECT id FROM booking_request WHERE offer_id = :offer"),
+                        {"offer": uuid.UUID(offer["id"])},
+                    )
+                )
+        finally:
+            await exchange_db.dispose()
+        assert stored == acknowledged

@@ -48,11 +48,11 @@ class Infra:
         return f"{self.postgres_url.replace('postgresql://', driver + '://', 1)}/{database}"
 
 
-def _template(service: str) -> str:
+def template_of(service: str) -> str:
     return f"ptce_template_{service}"
 
 
-async def _create_database(infra: Infra, name: str, template: str | None = None) -> None:
+async def create_database(infra: Infra, name: str, template: str | None = None) -> None:
     conn = await asyncpg.connect(infra.database_url("postgres", driver="postgresql"))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -105,8 +105,8 @@ def _infra(root: Path) -> Iterator[Infra]:
             bootstrap = broker.bootstrap_servers
         infra = Infra(postgres_url.rstrip("/"), bootstrap, postgres, broker)
         for service in SERVICES:
-            asyncio.run(_create_database(infra, _template(service)))
-            upgrade(service, infra.database_url(_template(service)))
+            asyncio.run(create_database(infra, template_of(service)))
+            upgrade(service, infra.database_url(template_of(service)))
         yield infra
     finally:
         if broker is not None:
@@ -142,7 +142,7 @@ async def settings_factory(infra: Infra, topic_prefix: str) -> AsyncIterator[Set
     async def make(service: str) -> ServiceSettings:
         nonlocal topics_ready
         name = f"test_{service}_{uuid.uuid4().hex[:12]}"
-        await _create_database(infra, name, template=_template(service))
+        await create_database(infra, name, template=template_of(service))
         created.append(name)
         settings = SETTINGS_BY_SERVICE[service](
             database_url=infra.database_url(name),
