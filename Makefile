@@ -45,4 +45,4 @@ contracts: $(STAMP)
 	$(BIN)/ptce contracts export
 
 clean:
-	rm -rf $(VENV) .ptce .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .ptce .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -22,7 +22,9 @@ from typing import Annotated, Any
 
 import httpx
 import jwt
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.errors import Forbidden, Unauthorized
@@ -167,6 +169,10 @@ def remote_jwks(settings: KernelSettings) -> KeyLoader:
 
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /oauth/token.")
+NO_TOKEN = {"WWW-Authenticate": "Bearer"}
+"""The challenge of a 401 to a request without an access token (RFC 6750 §3)."""
+INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+"""The challenge of a 401 to a token refused: forged, expired, revoked, of a member that left."""
 
 
 async def authenticate(
@@ -175,17 +181,40 @@ async def authenticate(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized(
-            "An access token is required (Authorization: Bearer …).",
-            headers={"WWW-Authenticate": "Bearer"},
+            "An access token is required (Authorization: Bearer …).", headers=NO_TOKEN
         )
     verifier: TokenVerifier = request.app.state.runtime.verifier
     try:
         principal = await verifier.verify(credentials.credentials)
     except Unauthorized as exc:
-        exc.headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        exc.headers = INVALID_TOKEN
         raise
-    await request.app.state.runtime.check_principal(principal)
+    try:
+        await request.app.state.runtime.check_principal(principal)
+    except Unauthorized as exc:
+        exc.headers = INVALID_TOKEN
+        raise
     return principal
+
+
+UNAUTHORIZED_RESPONSE: dict[str, Any] = {
+    "description": "No access token, or one refused (forged, expired, another audience, a "
+    "revoked client, a member that left): problem details, with WWW-Authenticate: Bearer",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
+def _authenticates(dependant: Dependant) -> bool:
+    return any(sub.call is authenticate or _authenticates(sub) for sub in dependant.dependencies)
+
+
+def document_authentication(router: APIRouter) -> None:
+    """Document the 401 of every operation of ``router`` that wants an access token (before
+    the router is included in an app); the public ones (health, keys, the token endpoint, a
+    calendar feed's secret URL) have none."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and _authenticates(route.dependant):
+            route.responses.setdefault(401, UNAUTHORIZED_RESPONSE)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

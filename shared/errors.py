@@ -194,7 +194,31 @@ def _server_unavailable(exc: DBAPIError) -> bool:
     return False
 
 
+UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+"""SQLSTATEs of text that PostgreSQL cannot store, whatever the column: a NUL character
+(U+0000) in text (character_not_in_repertoire) or its escape in JSON (untranslatable_character).
+Any string of a request may carry one (a body field, a query or path parameter)."""
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    cause: BaseException | None = exc.orig
+    while cause is not None:
+        code = getattr(cause, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+        cause = cause.__cause__
+    return None
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DBAPIError) and _sqlstate(exc) in UNSTORABLE_TEXT:
+        return problem_response(
+            request,
+            status=422,
+            title="Invalid request",
+            detail="Text cannot contain the NUL character (U+0000).",
+            type_=PROBLEM_TYPE_BASE + "validation-error",
+        )
     if isinstance(exc, DBAPIError) and not _server_unavailable(exc):
         return await _unexpected(request, exc)
     log.warning("database_unavailable", error=repr(exc))
@@ -216,6 +240,32 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         title="Internal server error",
         detail="An unexpected error occurred; it has been logged with this request id.",
     )
+
+
+PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
+UNREADABLE_BODY = {
+    "description": "The body cannot even be decoded (not UTF-8, a malformed form): problem details"
+}
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """Say in an OpenAPI document what every error answer is: problem details, sent as
+    ``application/problem+json`` (FastAPI documents a response ``model`` as
+    ``application/json``). An error documented without a body, or with :class:`Problem`, gets
+    that; one documented with another body keeps it. An operation that takes a body also
+    documents the 400 that FastAPI answers when it cannot even decode it."""
+    for methods in document.get("paths", {}).values():
+        for operation in methods.values():
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            if "requestBody" in operation:
+                responses.setdefault("400", dict(UNREADABLE_BODY))
+            for status, response in responses.items():
+                content = response.get("content")
+                if status.startswith(("4", "5")) and (
+                    not content or content == {"application/json": {"schema": PROBLEM_SCHEMA}}
+                ):
+                    response["content"] = {PROBLEM_JSON: {"schema": dict(PROBLEM_SCHEMA)}}
+    return document
 
 
 def install_problem_handlers(app: FastAPI) -> None:

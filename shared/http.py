@@ -7,13 +7,15 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import Problem, install_problem_handlers
+from shared.auth import document_authentication
+from shared.errors import Problem, document_problems, install_problem_handlers
 from shared.limits import install_limits
 from shared.logging import get_logger, new_request_id, request_id_var
 from shared.runtime import ServiceDefinition, ServiceRuntime
@@ -69,6 +71,20 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
+class ServiceApp(FastAPI):
+    """A service's app, whose OpenAPI document says that every error is problem details."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = document_problems(super().openapi())
+        return self.openapi_schema
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(description="`ok`, or what failed, for each dependency.")
+
+
 async def get_runtime(request: Request) -> ServiceRuntime:
     # ``async``: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop
     # (and two event loop wake-ups) per request for an attribute read.
@@ -97,13 +113,18 @@ def create_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    app = ServiceApp(
         title=definition.title,
         lifespan=lifespan,
         responses={
             413: {"model": Problem, "description": "Body too large (problem details)"},
             422: {"model": Problem, "description": "Invalid request (problem details)"},
             429: {"model": Problem, "description": "Too many requests; see Retry-After"},
+            503: {
+                "model": Problem,
+                "description": "The database is unreachable, or what this service learns from "
+                "another one's events has not arrived yet; see Retry-After",
+            },
         },
     )
     # The request id outermost: a refusal by the limits carries it and is logged.
@@ -119,7 +140,8 @@ def create_app(
         "/readyz",
         tags=["health"],
         summary="Database and broker reachable, migrations applied",
-        responses={503: {"description": "Not ready"}},
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready"}},
     )
     async def readyz(runtime: RuntimeDep) -> JSONResponse:
         checks: dict[str, Any] = await runtime.readiness()
@@ -130,5 +152,6 @@ def create_app(
         )
 
     for router in definition.routers:
+        document_authentication(router)
         app.include_router(router)
     return app

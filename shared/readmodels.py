@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.auth import Principal
+from shared.auth import INVALID_TOKEN, Principal
 from shared.consumer import ConsumerSpec, Handler
 from shared.contracts.catalog import (
     MemberLeft,
@@ -215,6 +215,6 @@ def refuse_departed_members(member: Table) -> PrincipalCheck:
         async with runtime.autocommit_engine.connect() as conn:
             left_on = (await conn.execute(left_on_of, {"member_id": principal.member_id})).scalar()
         if left_on is not None:
-            raise Unauthorized("This member left the pole.", headers={"WWW-Authenticate": "Bearer"})
+            raise Unauthorized("This member left the pole.", headers=INVALID_TOKEN)
 
     return still_member

@@ -202,7 +202,7 @@ CASES = [
         "POST",
         "/calendar-feeds",
         nothing,
-        (201, 404, 404, 201, 403, 404, 404),
+        (201, 403, 403, 201, 403, 404, 404),
         body=lambda cast: {"offer_id": cast.instant_offer["id"], "label": "Planning"},
     ),
     Case(

@@ -188,11 +188,12 @@ async def test_a_feed_is_revoked_and_only_its_member_sees_it(market: Market) -> 
     day = next_monday()
     await _book(market, requester, offer, start=at(day, 9), end=at(day, 11))
 
-    for stranger in (requester, outsider):
+    # Another member's offer: seen, not its own (403); another pole's: not seen (404).
+    for stranger, status in ((requester, 403), (outsider, 404)):
         refused = await market.on_exchange(stranger).post(
             "/calendar-feeds", json={"offer_id": offer["id"], "label": "Pas à moi"}
         )
-        assert problem(refused, 404)
+        assert problem(refused, status)
     unknown = await market.on_exchange(provider).post(
         "/calendar-feeds", json={"offer_id": str(uuid.uuid4()), "label": "Nulle part"}
     )

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from exchange.models import booking_request
-from ptce.testing.api import AVAILABILITY, outbox_types, problem, staff_time, walk_without_token
+from ptce.testing.api import AVAILABILITY, outbox_types, problem, staff_time
 from ptce.testing.exchange import PARIS, Market, at, next_monday, parties
 
 
@@ -240,10 +240,6 @@ async def test_a_service_is_requested_for_a_quantity(market: Market) -> None:
     accepted = await market.on_exchange(provider).post(f"/requests/{asked.json()['id']}/accept")
     assert accepted.json()["terms"]["quantity"] == "12.50"
     assert accepted.json()["start"] is None
-
-
-async def test_every_exchange_endpoint_but_health_wants_a_token(market: Market) -> None:
-    assert await walk_without_token(market.exchange, public={"/calendars/{token}.ics"}) >= 5
 
 
 async def _shift(market: Market, request_id: str, start_in: timedelta, length: timedelta) -> None:

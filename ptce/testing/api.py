@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,7 +28,7 @@ from catalog.members import Category, RegisterMember
 from catalog.models import Member
 from catalog.poles import RegisterPole, create_pole_with_coordinator
 from catalog.service import DEFINITION as CATALOG
-from shared.auth import Role
+from shared.auth import ALGORITHM, Role
 from shared.errors import PROBLEM_JSON
 from shared.http import create_app
 from shared.runtime import ServiceRuntime
@@ -263,18 +270,104 @@ async def outbox_types(engine: AsyncEngine, key: str) -> list[str]:
         return [row.event_type for row in rows]
 
 
-async def walk_without_token(http: httpx.AsyncClient, *, public: set[str]) -> int:
-    """Call every operation of the app's OpenAPI document, but ``public`` paths, without a
-    token, and assert 401 each time (so that a new endpoint cannot be left open); return how
-    many were called."""
-    schema = (await http.get("/openapi.json")).json()
+async def signing_key(catalog: CatalogApi, kid: str) -> str:
+    """The catalog's private key ``kid`` (PEM), to sign tokens the catalog would not issue."""
+    async with catalog.runtime.engine.connect() as conn:
+        pem = await conn.scalar(
+            text("SELECT private_pem FROM signing_key WHERE kid = :kid"), {"kid": kid}
+        )
+    assert isinstance(pem, str)
+    return pem
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+async def hostile_credentials(catalog: CatalogApi, caller: Caller) -> dict[str, dict[str, str]]:
+    """Headers that every endpoint but the public ones must refuse with 401, by name.
+
+    Made from ``caller``'s valid token: its claims, re-signed by the catalog's own key with one
+    thing wrong (expired, not yet valid, another audience or issuer, a role the kernel does not
+    know), or forged (another key under the same or an unknown key id, unsigned, signed with
+    HMAC using the public key as the secret), or no token at all.
+    """
+    kid = jwt.get_unverified_header(caller.token)["kid"]
+    pem = await signing_key(catalog, kid)
+    claims: dict[str, Any] = jwt.decode(caller.token, options={"verify_signature": False})
+    now = datetime.now(UTC)
+    forger = ec.generate_private_key(ec.SECP256R1())
+    forger_pem = forger.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+    def signed(key: str | bytes = pem, key_id: str = kid, **changes: Any) -> str:
+        return jwt.encode({**claims, **changes}, key, algorithm=ALGORITHM, headers={"kid": key_id})
+
+    public_pem = (
+        serialization.load_pem_private_key(pem.encode(), password=None)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    signing_input = f"{header}.{_b64(json.dumps(claims).encode())}"
+    confused = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+    unsigned = jwt.encode(claims, key=None, algorithm="none")  # type: ignore[arg-type]
+    tokens = {
+        "expired": signed(iat=now - timedelta(hours=1), exp=now - timedelta(minutes=50)),
+        "not yet valid": signed(iat=now + timedelta(hours=1), exp=now + timedelta(hours=2)),
+        "another audience": signed(aud="another-service"),
+        "another issuer": signed(iss="https://issuer.example"),
+        "unknown role": signed(role="admin"),
+        "another key": signed(forger_pem),
+        "an unknown key": signed(forger_pem, key_id="forged-key"),
+        "unsigned": unsigned,
+        "HMAC with the public key": f"{signing_input}.{_b64(confused)}",
+        "not a JWT": "abc.def.ghi",
+    }
+    basic = _b64(f"{caller.client_id}:{caller.client_secret}".encode())
+    return {
+        "anonymous": {},
+        "not a bearer token": {"Authorization": f"Basic {basic}"},
+        **{name: {"Authorization": f"Bearer {token}"} for name, token in tokens.items()},
+    }
+
+
+def concrete_path(path: str) -> str:
+    """An OpenAPI path with a random UUID for each of its parameters."""
+    return re.sub(r"\{[a-z_]+\}", lambda _: str(uuid.uuid4()), path)
+
+
+async def operations(http: httpx.AsyncClient) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every operation of the app's OpenAPI document, by (METHOD, path)."""
+    document: dict[str, Any] = (await http.get("/openapi.json")).json()
+    return {
+        (method.upper(), path): operation
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    }
+
+
+async def walk_refused(
+    http: httpx.AsyncClient, *, public: set[tuple[str, str]], headers: dict[str, str]
+) -> tuple[int, list[tuple[str, str, int, str]]]:
+    """Call every operation of the app's OpenAPI document but the ``public`` ones with
+    ``headers`` (and an empty JSON body), so that a new endpoint cannot be left open; each must
+    answer 401 problem details with a Bearer challenge. Return how many were called and those
+    that did not."""
+    failures: list[tuple[str, str, int, str]] = []
     called = 0
-    for path, operations in schema["paths"].items():
-        if path in public | {"/healthz", "/readyz"}:
+    for method, path in await operations(http):
+        if (method, path) in public:
             continue
-        concrete = re.sub(r"\{[a-z_]+\}", str(uuid.uuid4()), path)
-        for method in operations:
-            response = await http.request(method.upper(), concrete, json={})
-            assert response.status_code == 401, (method, path, response.status_code)
-            called += 1
-    return called
+        response = await http.request(method, concrete_path(path), json={}, headers=headers)
+        called += 1
+        challenge = response.headers.get("www-authenticate", "")
+        if (
+            response.status_code != 401
+            or response.headers.get("content-type") != PROBLEM_JSON
+            or response.json().get("status") != 401
+            or not challenge.startswith("Bearer")
+        ):
+            failures.append((method, path, response.status_code, challenge))
+    return called, failures

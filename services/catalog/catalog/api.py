@@ -71,17 +71,26 @@ async def token(
     client_secret: Annotated[str | None, Form(max_length=200)] = None,
     basic: Annotated[HTTPBasicCredentials | None, Depends(_basic)] = None,
 ) -> TokenOut:
+    """Other form fields (``scope``, a ``role`` or ``pole`` of one's choosing…) are ignored, as
+    OAuth 2 requires (RFC 6749 §3.2): the token says what the client is, nothing else."""
     if basic is not None:
         client_id, client_secret = basic.username, basic.password
+    # Every 401 names how to authenticate (RFC 9110 §15.5.2; RFC 6749 §5.2).
+    challenge = {"WWW-Authenticate": 'Basic realm="ptce"'}
     if not client_id or not client_secret:
         raise Unauthorized(
             "Client credentials are required (form fields or HTTP Basic).",
             extra={"error": "invalid_client"},
+            headers=challenge,
         )
-    async with runtime.session_factory() as session:
-        access_token, ttl = await credentials.issue_token(
-            session, runtime.settings, client_id, client_secret
-        )
+    try:
+        async with runtime.session_factory() as session:
+            access_token, ttl = await credentials.issue_token(
+                session, runtime.settings, client_id, client_secret
+            )
+    except Unauthorized as exc:
+        exc.headers = challenge
+        raise
     response.headers["Cache-Control"] = "no-store"
     return TokenOut(access_token=access_token, expires_in=ttl)
 
@@ -129,7 +138,10 @@ async def get_pole(runtime: RuntimeDep, principal: CurrentPrincipal, response: R
     "/pole",
     tags=["poles"],
     summary="Change the pole's name, territory, time zone or exchange rules (coordinator)",
-    responses={412: {"description": "If-Match does not name the current version"}},
+    responses={
+        403: {"description": "Not the coordinator"},
+        412: {"description": "If-Match does not name the current version"},
+    },
 )
 async def patch_pole(
     *,
@@ -194,7 +206,10 @@ async def list_references(
     tags=["poles"],
     status_code=status.HTTP_201_CREATED,
     summary="Record a reference's value from a date on (coordinator); never changes the past",
-    responses={409: {"description": "A value of this reference already starts on or after it"}},
+    responses={
+        403: {"description": "Not the coordinator"},
+        409: {"description": "A value of this reference already starts on or after it"},
+    },
 )
 async def post_reference(
     runtime: RuntimeDep, principal: CurrentPrincipal, body: RecordReference
@@ -230,7 +245,10 @@ async def member_of_pole(
     tags=["members"],
     status_code=status.HTTP_201_CREATED,
     summary="Onboard a member (coordinator)",
-    responses={409: {"description": "A member with this SIRET is already in the pole"}},
+    responses={
+        403: {"description": "Not the coordinator"},
+        409: {"description": "A member with this SIRET is already in the pole"},
+    },
 )
 async def create_member(
     runtime: RuntimeDep, principal: CurrentPrincipal, body: RegisterMember, response: Response
@@ -271,7 +289,12 @@ async def list_members(
     )
 
 
-@router.get("/members/{member_id}", tags=["members"], summary="One member of the caller's pole")
+@router.get(
+    "/members/{member_id}",
+    tags=["members"],
+    summary="One member of the caller's pole",
+    responses={404: {"description": "No such member in your pole"}},
+)
 async def get_member(
     runtime: RuntimeDep, principal: CurrentPrincipal, member_id: uuid.UUID, response: Response
 ) -> MemberOut:
@@ -285,7 +308,12 @@ async def get_member(
     "/members/{member_id}",
     tags=["members"],
     summary="Change a member's details (the member itself or the coordinator)",
-    responses={412: {"description": "If-Match does not name the current version"}},
+    responses={
+        403: {"description": "An auditor, or another member"},
+        404: {"description": "No such member in your pole"},
+        409: {"description": "The member left the pole"},
+        412: {"description": "If-Match does not name the current version"},
+    },
 )
 async def patch_member(
     *,
@@ -311,6 +339,11 @@ async def patch_member(
     "/members/{member_id}/leave",
     tags=["members"],
     summary="Record that a member left the pole (coordinator)",
+    responses={
+        403: {"description": "Not the coordinator"},
+        404: {"description": "No such member in your pole"},
+        409: {"description": "The member already left, or would leave before it joined"},
+    },
 )
 async def leave(
     runtime: RuntimeDep, principal: CurrentPrincipal, member_id: uuid.UUID, body: MemberLeaves
@@ -353,6 +386,11 @@ class ClientWithSecret(ClientOut):
     tags=["credentials"],
     status_code=status.HTTP_201_CREATED,
     summary="Create an API client for a member; its secret is shown once",
+    responses={
+        403: {"description": "An auditor, another member, or a role only the coordinator gives"},
+        404: {"description": "No such member in your pole"},
+        409: {"description": "The member left the pole"},
+    },
 )
 async def create_client(
     runtime: RuntimeDep, principal: CurrentPrincipal, member_id: uuid.UUID, body: NewClient
@@ -373,7 +411,15 @@ async def create_client(
         )
 
 
-@router.get("/members/{member_id}/clients", tags=["credentials"], summary="A member's API clients")
+@router.get(
+    "/members/{member_id}/clients",
+    tags=["credentials"],
+    summary="A member's API clients",
+    responses={
+        403: {"description": "Another member's (for a member)"},
+        404: {"description": "No such member in your pole"},
+    },
+)
 async def list_clients(
     runtime: RuntimeDep, principal: CurrentPrincipal, member_id: uuid.UUID
 ) -> list[ClientOut]:
@@ -394,6 +440,10 @@ async def list_clients(
     tags=["credentials"],
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke an API client: it gets no more tokens, and the catalog refuses its tokens now",
+    responses={
+        403: {"description": "An auditor, or another member's client"},
+        404: {"description": "No such client in your pole"},
+    },
 )
 async def revoke_client(
     runtime: RuntimeDep,

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from catalog.models import ApiClient, Member, SigningKey
-from shared.auth import ALGORITHM, Principal, Role
+from shared.auth import ALGORITHM, INVALID_TOKEN, Principal, Role
 from shared.db import utcnow
 from shared.errors import Unauthorized
 from shared.settings import KernelSettings
@@ -143,6 +143,6 @@ async def refuse_if_inactive(session: AsyncSession, principal: Principal) -> Non
         )
     ).first()
     if row is None or row.revoked_at is not None:
-        raise Unauthorized("This client was revoked.", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("This client was revoked.", headers=INVALID_TOKEN)
     if row.left_on is not None:
-        raise Unauthorized("This member left the pole.", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("This member left the pole.", headers=INVALID_TOKEN)

@@ -87,7 +87,15 @@ class UpdateMember(BaseModel):
 
     @model_validator(mode="after")
     def _no_nulls_for_required(self) -> UpdateMember:
-        for name in ("legal_name", "category", "is_ess", "street", "postal_code", "commune"):
+        for name in (
+            "legal_name",
+            "category",
+            "is_ess",
+            "street",
+            "postal_code",
+            "commune",
+            "insee_code",
+        ):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self

@@ -365,7 +365,7 @@ def update_offer(uow: UnitOfWork, offer: Offer, command: UpdateOffer) -> None:
     if offer.state == State.archived:
         raise Conflict("An archived offer is final.", extra={"state": offer.state})
     changes = command.model_dump(mode="json", exclude_unset=True)
-    for name in ("title", "capacity", "booking_mode"):
+    for name in ("title", "description", "capacity", "booking_mode", "availability"):
         if name in changes and changes[name] is None:
             raise UnprocessableEntity(
                 f"{name} cannot be null.",

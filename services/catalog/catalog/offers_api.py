@@ -83,15 +83,19 @@ def _out(offer: Offer, response: Response) -> OfferOut:
     "/offers",
     status_code=status.HTTP_201_CREATED,
     summary="Create an offer, as a draft (its owner, or the coordinator on a member's behalf)",
+    responses={
+        403: {"description": "An auditor, another member's behalf, or a member that left"},
+        404: {"description": "No such member (owner_id) in your pole"},
+    },
 )
 async def create_offer(
     runtime: RuntimeDep, principal: CurrentPrincipal, body: CreateOffer, response: Response
 ) -> OfferOut:
     require_writer(principal)
-    owner_id = body.owner_id or principal.member_id
-    require_acting_for(principal, owner_id)
     async with runtime.uow() as uow:
-        owner = await member_of_pole(uow.session, principal, owner_id)
+        # Another pole's member is unknown (404) before anything is said of acting for it.
+        owner = await member_of_pole(uow.session, principal, body.owner_id or principal.member_id)
+        require_acting_for(principal, owner.id)
         if owner.left_on is not None:
             raise Forbidden("A member that left the pole cannot offer anything.")
         offer = new_offer(principal.pole_id, owner.id, body)
@@ -118,7 +122,9 @@ async def _check_employer(session: AsyncSession, principal: Principal, offer: Of
 
 
 @router.get(
-    "/offers/{offer_id}", summary="One offer (drafts: only to its owner, coordinator, auditor)"
+    "/offers/{offer_id}",
+    summary="One offer (drafts: only to its owner, coordinator, auditor)",
+    responses={404: {"description": "No such offer in your pole (for you to see)"}},
 )
 async def get_offer(
     runtime: RuntimeDep, principal: CurrentPrincipal, offer_id: uuid.UUID, response: Response
@@ -132,6 +138,9 @@ async def get_offer(
     "/offers/{offer_id}",
     summary="Change an offer; If-Match with its ETag is required",
     responses={
+        403: {"description": "An auditor, or another member's offer"},
+        404: {"description": "No such offer in your pole (for you to see)"},
+        409: {"description": "The offer is archived"},
         412: {"description": "The offer changed since that ETag"},
         428: {"description": "If-Match missing"},
     },
@@ -188,7 +197,10 @@ for _action, _summary in [
         methods=["POST"],
         summary=_summary,
         responses={
-            409: {"description": "Not allowed from the current state (allowed moves given)"}
+            403: {"description": "An auditor, or another member's offer"},
+            404: {"description": "No such offer in your pole (for you to see)"},
+            409: {"description": "Not allowed from the current state (allowed moves given)"},
+            412: {"description": "If-Match does not name the current version"},
         },
     )
 
@@ -357,6 +369,7 @@ def _typed_key(sort: Sort, value: Any) -> Any:
 @router.get(
     "/members/{member_id}/offers",
     summary="A member's offers in every state (published only, to other members)",
+    responses={404: {"description": "No such member in your pole"}},
 )
 async def member_offers(
     runtime: RuntimeDep,

@@ -118,7 +118,11 @@ async def _idempotent_create(
     status_code=status.HTTP_201_CREATED,
     response_model=RequestOut,
     summary="Request another member's offer (accepted at once if it books instantly)",
-    responses={409: {"description": "Not available: the conflicting period is named"}},
+    responses={
+        403: {"description": "An auditor's client"},
+        404: {"description": "No such offer in your pole"},
+        409: {"description": "Not available: the conflicting period is named"},
+    },
 )
 async def post_request(
     runtime: RuntimeDep,
@@ -174,7 +178,9 @@ class SeriesOut(BaseModel):
     response_model=SeriesOut,
     summary="Book a period every week (all or nothing, or partial: the caller's choice)",
     responses={
-        409: {"description": "Occurrences cannot be booked (all or nothing): they are listed"}
+        403: {"description": "An auditor's client"},
+        404: {"description": "No such offer in your pole"},
+        409: {"description": "Occurrences cannot be booked (all or nothing): they are listed"},
     },
 )
 async def post_series(
@@ -208,7 +214,11 @@ class SeriesState(BaseModel):
     occurrences: list[RequestOut]
 
 
-@router.get("/series/{series_id}", summary="The occurrences of a weekly series")
+@router.get(
+    "/series/{series_id}",
+    summary="The occurrences of a weekly series",
+    responses={404: {"description": "No such series for you in your pole"}},
+)
 async def get_series(
     runtime: RuntimeDep, principal: CurrentPrincipal, series_id: uuid.UUID
 ) -> SeriesState:
@@ -220,6 +230,10 @@ async def get_series(
 @router.post(
     "/series/{series_id}/cancel",
     summary="Cancel the rest of a series: its occurrences from a date on (now by default)",
+    responses={
+        403: {"description": "An auditor's client"},
+        404: {"description": "No such series for you in your pole"},
+    },
 )
 async def post_cancel_series(
     runtime: RuntimeDep, principal: CurrentPrincipal, series_id: uuid.UUID, body: CancelSeries
@@ -239,7 +253,11 @@ class Objection(BaseModel):
 @router.post(
     "/requests/{request_id}/object",
     summary="Object to the automatic completion of a booking (either side)",
-    responses={409: {"description": "Not an accepted booking, or already objected to"}},
+    responses={
+        403: {"description": "An auditor's client"},
+        404: {"description": "No such request for you in your pole"},
+        409: {"description": "Not an accepted booking, or already objected to"},
+    },
 )
 async def post_objection(
     runtime: RuntimeDep,
@@ -254,7 +272,11 @@ async def post_objection(
     return request_answer(row, response)
 
 
-@router.get("/requests/{request_id}", summary="A request the caller is a party to")
+@router.get(
+    "/requests/{request_id}",
+    summary="A request the caller is a party to",
+    responses={404: {"description": "No such request for you in your pole"}},
+)
 async def get_request(
     runtime: RuntimeDep, principal: CurrentPrincipal, request_id: uuid.UUID, response: Response
 ) -> RequestOut:
@@ -329,6 +351,8 @@ for _action, _summary in [
         methods=["POST"],
         summary=_summary,
         responses={
-            409: {"description": "Not allowed from the current state (allowed moves given)"}
+            403: {"description": "Not the party that makes this move, or an auditor's client"},
+            404: {"description": "No such request for you in your pole"},
+            409: {"description": "Not allowed from the current state (allowed moves given)"},
         },
     )

@@ -34,7 +34,7 @@ from exchange.models import booking_request, calendar_feed, member, offer
 from exchange.requests import pole_of
 from shared.auth import CurrentPrincipal, Principal, require_writer
 from shared.db import utcnow
-from shared.errors import NotFound, Problem
+from shared.errors import Forbidden, NotFound, Problem
 from shared.http import RuntimeDep
 from shared.pagination import Page, PageRequest, encode_cursor, page_request
 
@@ -91,11 +91,19 @@ def _feed_out(row: Any) -> FeedOut:
 async def _check_offer_of_caller(
     session: AsyncSession, principal: Principal, offer_id: uuid.UUID
 ) -> None:
-    owner_id = await session.scalar(
-        select(offer.c.owner_id).where(offer.c.id == offer_id, offer.c.pole_id == principal.pole_id)
-    )
-    if owner_id is None or not principal.may_act_for(owner_id):
-        raise NotFound("No such offer of yours in your pole.")
+    """404 for an offer the caller may not see (another pole's, or another member's that is
+    not published); 403 for one it sees but that is not its own."""
+    found = (
+        await session.execute(
+            select(offer.c.owner_id, offer.c.state).where(
+                offer.c.id == offer_id, offer.c.pole_id == principal.pole_id
+            )
+        )
+    ).first()
+    if found is None or (found.state != "published" and not principal.may_act_for(found.owner_id)):
+        raise NotFound("No such offer in your pole.")
+    if not principal.may_act_for(found.owner_id):
+        raise Forbidden("A feed of an offer is for its owner (or the coordinator).")
 
 
 @router.post(
@@ -103,8 +111,8 @@ async def _check_offer_of_caller(
     status_code=status.HTTP_201_CREATED,
     summary="Make a secret calendar URL of one of your offers' bookings, or of all yours",
     responses={
-        403: {"model": Problem, "description": "An auditor's client"},
-        404: {"model": Problem, "description": "No such offer of yours"},
+        403: {"model": Problem, "description": "An auditor's client; another member's offer"},
+        404: {"model": Problem, "description": "No such offer in your pole"},
     },
 )
 async def create_feed(

@@ -75,7 +75,11 @@ async def correct(
 @router.post(
     "/requests/{request_id}/correct",
     summary="Correct the quantity used of a completed exchange (its provider, the coordinator)",
-    responses={409: {"description": "Not a completed exchange"}},
+    responses={
+        403: {"description": "Neither its provider nor the coordinator"},
+        404: {"description": "No such request for you in your pole"},
+        409: {"description": "Not a completed exchange"},
+    },
 )
 async def post_correction(
     runtime: RuntimeDep,

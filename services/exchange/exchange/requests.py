@@ -505,6 +505,9 @@ async def create_request(
     if offer_row.kind in PERIOD_KINDS:
         if command.start is None or command.end is None:
             raise _invalid("start", f"a {offer_row.kind} offer is booked for a period")
+        if command.quantity is not None:
+            # Refused rather than ignored: the quantity (and the price) is the period's.
+            raise _invalid("quantity", "a period's quantity is computed from it; leave it out")
         period, quantity = await _checked_period(
             db, offer_row, pole_row, start=command.start, end=command.end
         )

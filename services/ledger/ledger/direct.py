@@ -88,8 +88,12 @@ class DirectPosting(BaseModel):
                 raise ValueError("a settlement names member_id (who pays) and to_member_id")
             if self.member_id == self.to_member_id:
                 raise ValueError("a member does not settle with itself")
+            if self.origin is not None:
+                raise ValueError("a settlement between members has no origin")
         elif self.origin is None:
             raise ValueError(f"a {self.kind} posting names its origin")
+        elif self.to_member_id is not None:
+            raise ValueError("only a settlement names to_member_id")
         if self.kind == "dues" and self.member_id is None:
             raise ValueError("dues name the member who pays them (member_id)")
         if self.amount is None and not (self.kind == "volunteering" and self.quantity):
@@ -263,6 +267,14 @@ async def _entries_of(session: AsyncSession, pole_id: uuid.UUID, source: str) ->
     status_code=status.HTTP_201_CREATED,
     summary="Post a grant, dues, sales, a loan, indirect aid, volunteering, a donation in kind "
     "or a settlement between members (coordinator)",
+    responses={
+        200: {
+            "model": Posted,
+            "description": "A retry with the same Idempotency-Key: what it posted",
+        },
+        403: {"description": "Not the coordinator"},
+        404: {"description": "No such member in your pole (or the pole is not in the ledger yet)"},
+    },
 )
 async def post_direct(
     runtime: RuntimeDep,
@@ -352,7 +364,14 @@ async def _dues_posted(session: AsyncSession, pole_id: uuid.UUID, year: int) -> 
     return found is not None
 
 
-@router.put("/dues-rules/{year}", summary="Set the pole's dues rule for a year (coordinator)")
+@router.put(
+    "/dues-rules/{year}",
+    summary="Set the pole's dues rule for a year (coordinator)",
+    responses={
+        403: {"description": "Not the coordinator"},
+        409: {"description": "The year's dues are posted: their rule no longer changes"},
+    },
+)
 async def put_dues_rule(
     runtime: RuntimeDep, principal: CurrentPrincipal, year: Year, body: DuesRule
 ) -> DuesRule:
@@ -388,7 +407,11 @@ async def _rule(session: AsyncSession, pole_id: uuid.UUID, year: int) -> DuesRul
     return DuesRule(basis=row.basis, brackets=row.brackets)
 
 
-@router.get("/dues-rules/{year}", summary="The pole's dues rule for a year (every member)")
+@router.get(
+    "/dues-rules/{year}",
+    summary="The pole's dues rule for a year (every member)",
+    responses={404: {"description": "No dues rule for this year"}},
+)
 async def get_dues_rule(runtime: RuntimeDep, principal: CurrentPrincipal, year: Year) -> DuesRule:
     async with runtime.session_factory() as session:
         return await _rule(session, principal.pole_id, year)
@@ -405,6 +428,10 @@ class MemberDues(BaseModel):
 @router.post(
     "/dues/{year}",
     summary="Compute the year's dues of every member from the rule and post them (coordinator)",
+    responses={
+        403: {"description": "Not the coordinator"},
+        404: {"description": "No dues rule for this year"},
+    },
 )
 async def post_dues(
     runtime: RuntimeDep, principal: CurrentPrincipal, year: Year

@@ -56,6 +56,7 @@ class EntryOut(BaseModel):
 @router.get(
     "/books/{book_id}/entries",
     summary="A book's entries with their lines (a member its own; coordinator, auditor: all)",
+    responses={404: {"description": "No such book for you in your pole"}},
 )
 async def list_entries(
     *,
@@ -114,6 +115,7 @@ class ChainOut(BaseModel):
 @router.get(
     "/pole/chain",
     summary="Recompute the hash chain of the pole's journal (coordinator, auditor)",
+    responses={403: {"description": "A member's client"}},
 )
 async def check_chain(runtime: RuntimeDep, principal: CurrentPrincipal) -> ChainOut:
     if not sees_the_whole_pole(principal):

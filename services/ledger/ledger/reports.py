@@ -1835,7 +1835,10 @@ def settlement_rows(report: SettlementProposal) -> Iterator[tuple[Any, ...]]:
     summary="A net settlement proposal: each member's balance with the others and the fewest "
     "payments that settle them (coordinator, auditors)",
     response_model=SettlementProposal,
-    responses=POLE_REPORT_RESPONSES,
+    responses={
+        **POLE_REPORT_RESPONSES,
+        409: {"description": "The balances do not settle (the ledger needs checking)"},
+    },
 )
 async def pole_settlement(
     *,
