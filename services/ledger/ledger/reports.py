@@ -1080,7 +1080,7 @@ def months_of(span: Period) -> list[str]:
     months, day = [], date(span.start.year, span.start.month, 1)
     while day < span.end:
         months.append(f"{day:%Y-%m}")
-        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+        day = _next_month(day)
     return months
 
 
