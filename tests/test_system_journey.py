@@ -120,9 +120,13 @@ async def test_a_journey_across_the_three_running_services(system: System) -> No
     requester_on_ledger = system.on("ledger", requester)
 
     async def valued() -> dict[str, Any] | None:
-        body: dict[str, Any] = (
-            await provider_on_ledger.get(f"/members/{provider.member_id}/activity", params=year)
-        ).json()
+        # Until the ledger's copy of the member arrives from the catalog's events: 404.
+        answer = await provider_on_ledger.get(
+            f"/members/{provider.member_id}/activity", params=year
+        )
+        if answer.status_code != 200:
+            return None
+        body: dict[str, Any] = answer.json()
         return body if _figures(body["totals"]) == (D(170), D(165), D(0), D(0)) else None
 
     provided = await eventually(valued)
