@@ -64,6 +64,25 @@ def _figures(totals: dict[str, Any]) -> tuple[Decimal, ...]:
     )
 
 
+async def _activity(
+    caller: Caller, year: dict[str, str], expected: tuple[Decimal, ...]
+) -> dict[str, Any]:
+    """The member's activity once the ledger shows ``expected`` (provided and received, money
+    and kind): it values the exchange's events as they come, and answers 404 until its copy
+    of the member arrives from the catalog's."""
+
+    async def valued() -> dict[str, Any] | None:
+        answer = await caller.get(f"/members/{caller.member_id}/activity", params=year)
+        if answer.status_code != 200:
+            return None
+        body: dict[str, Any] = answer.json()
+        return body if _figures(body["totals"]) == expected else None
+
+    found = await eventually(valued)
+    assert found is not None
+    return found
+
+
 async def test_a_journey_across_the_three_running_services(system: System) -> None:
     catalog = system.catalog()
     coordinator = await catalog.new_pole("Pôle du parcours")
@@ -119,25 +138,11 @@ async def test_a_journey_across_the_three_running_services(system: System) -> No
     provider_on_ledger = system.on("ledger", provider)
     requester_on_ledger = system.on("ledger", requester)
 
-    async def valued() -> dict[str, Any] | None:
-        # Until the ledger's copy of the member arrives from the catalog's events: 404.
-        answer = await provider_on_ledger.get(
-            f"/members/{provider.member_id}/activity", params=year
-        )
-        if answer.status_code != 200:
-            return None
-        body: dict[str, Any] = answer.json()
-        return body if _figures(body["totals"]) == (D(170), D(165), D(0), D(0)) else None
-
-    provided = await eventually(valued)
-    assert provided is not None
+    provided = await _activity(provider_on_ledger, year, (D(170), D(165), D(0), D(0)))
     by_resource = {row["resource"]: row for row in provided["by_resource"]}
     assert _figures(by_resource["premises"]) == (D(80), D(120), D(0), D(0))
     assert _figures(by_resource["staff_time"]) == (D(90), D(45), D(0), D(0))
-    received = (
-        await requester_on_ledger.get(f"/members/{requester.member_id}/activity", params=year)
-    ).json()
-    assert _figures(received["totals"]) == (D(0), D(0), D(170), D(165))
+    await _activity(requester_on_ledger, year, (D(0), D(0), D(170), D(165)))
 
     # The pole's report and the FEC say the same.
     coordinator_on_ledger = system.on("ledger", coordinator)
