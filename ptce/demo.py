@@ -220,10 +220,17 @@ async def load_ledger_demo(*, catalog_url: str, ledger_url: str, secret: str) ->
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
         # The ledger learns the pole and its members from the catalog's events: wait for them.
         deadline = time.monotonic() + LEDGER_WAIT_SECONDS
+        # The rule once (409 on a later run: the dues are posted), then the dues until every
+        # member's copy has reached the ledger: putting the rule again after a first partial
+        # posting would be refused.
         while True:
             rule = await http.put(
                 f"{ledger_url}/dues-rules/{DEMO_YEAR}", json=DEMO_DUES_RULE, headers=headers
             )
+            if rule.status_code in (200, 409) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        while True:
             dues = await http.post(f"{ledger_url}/dues/{DEMO_YEAR}", headers=headers)
             known = len(dues.json()) if dues.status_code == 200 else 0
             if known >= len(demo_data.MEMBERS) or time.monotonic() > deadline:
