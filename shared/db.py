@@ -105,6 +105,9 @@ def kernel_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("cloudevent", JSONB, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
         Column("published_at", DateTime(timezone=True), nullable=True),
+        # Where the broker put it: how the relay tells a broker that lost its data.
+        Column("kafka_partition", Integer, nullable=True),
+        Column("kafka_offset", BigInteger, nullable=True),
         Column("attempts", Integer, nullable=False, server_default=text("0")),
         Column("last_error", Text, nullable=True),
         Index(

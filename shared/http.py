@@ -139,13 +139,15 @@ def create_app(
     @app.get(
         "/readyz",
         tags=["health"],
-        summary="Database and broker reachable, migrations applied",
+        summary="Database reachable and migrations applied (the broker is reported, not required)",
         response_model=Readiness,
         responses={503: {"model": Readiness, "description": "Not ready"}},
     )
     async def readyz(runtime: RuntimeDep) -> JSONResponse:
         checks: dict[str, Any] = await runtime.readiness()
-        ready = all(value == "ok" for value in checks.values())
+        # Without the broker a service still serves: its events wait in its outbox. Taking it
+        # out of the load balancer would refuse the bookings the outbox exists to keep.
+        ready = checks["database"] == "ok" and checks["migrations"] == "ok"
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": checks},
             status_code=200 if ready else 503,

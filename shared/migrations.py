@@ -111,3 +111,19 @@ def drop_kernel_schema() -> None:
     op.execute("DROP TABLE IF EXISTS processed_event")
     op.execute("DROP TABLE IF EXISTS outbox")
     op.execute("DROP FUNCTION IF EXISTS notify_outbox()")
+
+
+def add_outbox_positions() -> None:
+    """The partition and offset of each sent event (the first migration of a new database
+    already creates them, from :func:`shared.db.kernel_tables`)."""
+    from alembic import op
+
+    op.execute("ALTER TABLE outbox ADD COLUMN IF NOT EXISTS kafka_partition integer")
+    op.execute("ALTER TABLE outbox ADD COLUMN IF NOT EXISTS kafka_offset bigint")
+
+
+def drop_outbox_positions() -> None:
+    from alembic import op
+
+    op.execute("ALTER TABLE outbox DROP COLUMN IF EXISTS kafka_offset")
+    op.execute("ALTER TABLE outbox DROP COLUMN IF EXISTS kafka_partition")

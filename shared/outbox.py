@@ -8,25 +8,33 @@
   Other replicas stand by and take over when the lock is released.
 - A batch is marked sent only after the broker acknowledged every message of it.
   While the broker is unreachable rows simply wait; every broker call is bounded.
-- Published rows are kept for a retention period, so that a service's events can be
-  re-published after an in-memory broker lost them (:func:`republish_since`).
+- Published rows are kept for a retention period, with the partition and offset the broker
+  gave them. The relay notices a broker that lost its data (restarted empty, as the
+  embedded one does): a send acknowledged at an offset it had already seen acknowledged,
+  a partition whose end fell back, or a consumer group whose committed offset fell back. It
+  then sends again what the consumer groups reading its topic had not confirmed (committed
+  past), in outbox order; consumers ignore what they had already applied.
+  (:func:`republish_since` re-sends everything since a time: the operator's tool.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import zlib
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import RecordMetadata
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import OUTBOX_NOTIFY_CHANNEL, asyncpg_dsn
 from shared.events.envelope import from_structured_json, to_kafka
-from shared.events.registry import dead_letter_topic, topic_name
+from shared.events.registry import consumer_groups_of, dead_letter_topic, topic_name
 from shared.kafka import bounded, create_topics, new_producer, stop_quietly
 from shared.logging import get_logger
 from shared.settings import ServiceSettings
@@ -34,6 +42,7 @@ from shared.settings import ServiceSettings
 log = get_logger(__name__)
 
 SAFETY_POLL_SECONDS = 5.0
+WATCH_SECONDS = 2.0
 PURGE_EVERY_SECONDS = 600.0
 MAX_BACKOFF_SECONDS = 5.0
 
@@ -41,7 +50,27 @@ _CLAIM = text(
     "SELECT id, topic, key, cloudevent FROM outbox WHERE published_at IS NULL "
     "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
-_MARK_SENT = text("UPDATE outbox SET published_at = now() WHERE id = ANY(:ids)")
+_MARK_SENT = text(
+    "UPDATE outbox SET published_at = now(), kafka_partition = sent.kafka_partition, "
+    "kafka_offset = sent.kafka_offset FROM unnest(CAST(:ids AS bigint[]), "
+    "CAST(:partitions AS integer[]), CAST(:offsets AS bigint[])) "
+    "AS sent(id, kafka_partition, kafka_offset) WHERE outbox.id = sent.id"
+)
+_LAST_ACKNOWLEDGED = text(
+    "SELECT kafka_partition, max(kafka_offset) FROM outbox "
+    "WHERE topic = :topic AND kafka_offset IS NOT NULL GROUP BY kafka_partition"
+)
+# Sent again: what no longer is on the broker and a group had not confirmed. The positions of
+# the other rows belong to the lost log: forgotten, so that they are never compared with the
+# new log's.
+_SEND_AGAIN = text(
+    "UPDATE outbox SET published_at = NULL WHERE topic = :topic AND published_at IS NOT NULL "
+    "AND kafka_offset >= COALESCE((CAST(:confirmed AS jsonb) ->> kafka_partition::text)::bigint, 0)"
+)
+_FORGET_POSITIONS = text(
+    "UPDATE outbox SET kafka_partition = NULL, kafka_offset = NULL "
+    "WHERE topic = :topic AND kafka_offset IS NOT NULL"
+)
 _PURGE = text("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < :before")
 
 
@@ -54,9 +83,11 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         self._listener: asyncpg.Connection | None = None
         self._last_purge = 0.0
+        self._watch = BrokerWatch(service, settings)
         self.is_leader = False
         self.published_total = 0
         self.failures_total = 0
+        self.broker_losses_total = 0
 
     @property
     def _lock_key(self) -> int:
@@ -70,16 +101,21 @@ class OutboxRelay:
                 try:
                     await self._ensure_listener()
                     if not self.is_leader:
+                        self._watch.forget()
                         await self._sleep_or_wake(SAFETY_POLL_SECONDS)
                         continue
                     await self._ensure_producer()
+                    await self._watch.load(self._engine)
+                    await self._watch.check()
                     sent = await self.publish_batch()
                     backoff = 0.1
                     await self._purge_if_due()
                     if sent < self._settings.outbox_batch_size:
-                        await self._sleep_or_wake(SAFETY_POLL_SECONDS)
+                        await self._sleep_or_wake(WATCH_SECONDS)
                 except asyncio.CancelledError:
                     raise
+                except BrokerLostEvents as lost:
+                    await self._send_again(lost)
                 except Exception as exc:
                     self.failures_total += 1
                     log.warning("outbox_relay_retry", error=repr(exc), backoff_s=backoff)
@@ -88,6 +124,7 @@ class OutboxRelay:
                     backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         finally:
             await self._reset_producer()
+            await self._watch.close()
             await self._close_listener()
 
     async def publish_batch(self) -> int:
@@ -108,10 +145,36 @@ class OutboxRelay:
                         "queueing an event",
                     )
                 )
-            await bounded(asyncio.gather(*futures), timeout, "publishing a batch")
-            await conn.execute(_MARK_SENT, {"ids": [row.id for row in rows]})
+            sent: list[RecordMetadata] = await bounded(
+                asyncio.gather(*futures), timeout, "publishing a batch"
+            )
+            # Raised before the rows are marked: they stay unpublished and go again after
+            # the older events the loss calls back, in outbox order.
+            self._watch.acknowledged(sent)
+            await conn.execute(
+                _MARK_SENT,
+                {
+                    "ids": [row.id for row in rows],
+                    "partitions": [metadata.partition for metadata in sent],
+                    "offsets": [metadata.offset for metadata in sent],
+                },
+            )
         self.published_total += len(rows)
         return len(rows)
+
+    async def _send_again(self, lost: BrokerLostEvents) -> None:
+        """Mark for sending again what the broker lost before the groups confirmed it."""
+        self.broker_losses_total += 1
+        topic = topic_name(self.service, self._settings.kafka_topic_prefix)
+        confirmed = json.dumps({str(p): offset for p, offset in lost.confirmed.items()})
+        async with self._engine.begin() as conn:
+            again = await conn.execute(_SEND_AGAIN, {"topic": topic, "confirmed": confirmed})
+            await conn.execute(_FORGET_POSITIONS, {"topic": topic})
+        log.warning("broker_lost_events", reason=str(lost), sent_again=again.rowcount)
+        self._watch.forget()
+        # A new producer: it creates the topic again before its first send.
+        await self._reset_producer()
+        self._wake.set()
 
     async def _sleep_or_wake(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -203,3 +266,147 @@ async def republish_since(engine: AsyncEngine, since: datetime) -> int:
         )
         await conn.execute(text(f"NOTIFY {OUTBOX_NOTIFY_CHANNEL}"))
     return int(result.rowcount)
+
+
+class BrokerLostEvents(Exception):
+    """The broker no longer holds events it acknowledged (restarted empty, or lost a log).
+
+    ``confirmed``: by partition, the lowest offset a reading group had committed (what
+    every group had surely applied is below it).
+    """
+
+    def __init__(self, reason: str, confirmed: dict[int, int]) -> None:
+        super().__init__(reason)
+        self.confirmed = confirmed
+
+
+class BrokerWatch:
+    """What the relay knows of its topic on the broker, to notice when the broker lost it.
+
+    Offsets in a Kafka partition only grow, and so does a group's committed offset: seeing
+    one fall back means the broker lost its data. What the relay remembers is the highest
+    offset acknowledged per partition (kept in the outbox rows, so a new leader knows it)
+    and the offsets the reading groups had committed when last looked at (in memory: a new
+    leader, not knowing them, sends again everything still retained after a loss).
+    """
+
+    def __init__(self, service: str, settings: ServiceSettings) -> None:
+        self._settings = settings
+        self.topic = topic_name(service, settings.kafka_topic_prefix)
+        self.groups = consumer_groups_of(service, settings.kafka_topic_prefix)
+        self.partitions = [
+            TopicPartition(self.topic, p) for p in range(settings.kafka_topic_partitions)
+        ]
+        self._acknowledged: dict[int, int] | None = None
+        self._committed: dict[tuple[str, int], int] = {}
+        self._last_check = 0.0
+        self._admin: AIOKafkaAdminClient | None = None
+        self._offsets: AIOKafkaConsumer | None = None
+
+    def forget(self) -> None:
+        self._acknowledged = None
+        self._committed.clear()
+
+    async def load(self, engine: AsyncEngine) -> None:
+        if self._acknowledged is not None:
+            return
+        async with engine.connect() as conn:
+            rows = (await conn.execute(_LAST_ACKNOWLEDGED, {"topic": self.topic})).all()
+        self._acknowledged = {int(p): int(offset) for p, offset in rows}
+
+    def confirmed(self) -> dict[int, int]:
+        """By partition, the offset below which every reading group had committed."""
+        lowest: dict[int, int] = {}
+        for tp in self.partitions:
+            seen = [self._committed.get((group, tp.partition), 0) for group in self.groups]
+            lowest[tp.partition] = max(min(seen, default=0), 0)
+        return lowest
+
+    def acknowledged(self, sent: list[RecordMetadata]) -> None:
+        assert self._acknowledged is not None
+        known = self._acknowledged
+        for metadata in sent:
+            if metadata.topic != self.topic:
+                continue
+            if metadata.offset <= known.get(metadata.partition, -1):
+                raise BrokerLostEvents(
+                    f"{self.topic}[{metadata.partition}] acknowledged at {metadata.offset}, "
+                    f"after {known[metadata.partition]}",
+                    self.confirmed(),
+                )
+        for metadata in sent:
+            if metadata.topic == self.topic:
+                known[metadata.partition] = max(metadata.offset, known.get(metadata.partition, -1))
+
+    async def check(self) -> None:
+        """Every few seconds: the ends of the partitions and the groups' committed offsets."""
+        now = asyncio.get_running_loop().time()
+        if now - self._last_check < WATCH_SECONDS:
+            return
+        self._last_check = now
+        try:
+            ends, committed = await self._read()
+        except Exception as exc:
+            # The broker is unreachable or busy: the sends will tell, and so will the next look.
+            log.info("broker_watch_skipped", topic=self.topic, error=repr(exc))
+            await self.close()
+            return
+        assert self._acknowledged is not None
+        for partition, end in ends.items():
+            last = self._acknowledged.get(partition, -1)
+            if end <= last:
+                raise BrokerLostEvents(
+                    f"{self.topic}[{partition}] ends at {end}, {last} was acknowledged",
+                    self.confirmed(),
+                )
+        for key, offset in committed.items():
+            before = self._committed.get(key, -1)
+            if offset < before:
+                raise BrokerLostEvents(
+                    f"{key[0]} committed {before} on {self.topic}[{key[1]}], now {offset}",
+                    self.confirmed(),
+                )
+        self._committed.update(committed)
+
+    async def _read(self) -> tuple[dict[int, int], dict[tuple[str, int], int]]:
+        seconds = self._settings.kafka_timeout_seconds
+        if self._offsets is None:
+            offsets = AIOKafkaConsumer(
+                bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                group_id=None,
+                request_timeout_ms=int(seconds * 1000),
+            )
+            self._offsets = offsets
+            await bounded(offsets.start(), seconds, "connecting the offsets reader")
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                request_timeout_ms=int(seconds * 1000),
+            )
+            self._admin = admin
+            await bounded(admin.start(), seconds, "connecting the admin client")
+        ends = await bounded(
+            self._offsets.end_offsets(self.partitions), seconds, "reading the ends"
+        )
+        committed: dict[tuple[str, int], int] = {}
+        for group in self.groups:
+            found = await bounded(
+                self._admin.list_consumer_group_offsets(group, partitions=self.partitions),
+                seconds,
+                "reading a group's offsets",
+            )
+            for tp, position in found.items():
+                # -1: nothing committed (a group the broker forgot reads as one that never
+                # committed: lower than what it had, which is how the loss shows).
+                committed[(group, tp.partition)] = max(position.offset, -1)
+        return {tp.partition: end for tp, end in ends.items()}, committed
+
+    async def close(self) -> None:
+        offsets, self._offsets = self._offsets, None
+        admin, self._admin = self._admin, None
+        await stop_quietly(offsets, self._settings.kafka_timeout_seconds)
+        if admin is not None:
+            try:
+                await bounded(admin.close(), self._settings.kafka_timeout_seconds, "closing")
+            except Exception as exc:
+                log.info("admin_close_failed", error=repr(exc))

@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from catalog.service import DEFINITION as CATALOG
+from exchange.service import DEFINITION as EXCHANGE
+from ledger.service import DEFINITION as LEDGER
 from shared.contracts.catalog import PoleRegistered
 from shared.events.envelope import from_kafka, new_cloudevent, to_kafka
 from shared.events.export import (
@@ -25,6 +28,7 @@ from shared.events.export import (
     write_contracts,
 )
 from shared.events.registry import (
+    CONSUMER_GROUPS,
     SERVICES,
     EventSpec,
     dead_letter_topic,
@@ -234,3 +238,14 @@ def test_kafka_round_trip_matches_the_contract(request_id: str | None) -> None:
         const = declared["properties"][name].get("const")
         if const is not None:
             assert raw.decode() == const, f"header {name}"
+
+
+def test_the_readers_declared_for_each_topic_are_the_services_consumers() -> None:
+    """A relay sends again, after a broker lost its data, what these groups had not confirmed:
+    a reader missing from the list would lose events."""
+    declared = {
+        f"{definition.name}.{spec.name}": tuple(sorted(spec.source_services()))
+        for definition in (CATALOG, EXCHANGE, LEDGER)
+        for spec in definition.consumers
+    }
+    assert declared == CONSUMER_GROUPS

@@ -91,6 +91,22 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+# Who reads each service's topic: consumer group (``<service>.<consumer name>``, before the
+# topic prefix) -> the services whose topics it reads. A relay needs it to know which groups
+# must have confirmed (committed past) an event before a broker's loss no longer matters to
+# it; a test checks it against the consumers the services declare.
+CONSUMER_GROUPS: dict[str, tuple[str, ...]] = {
+    "exchange.catalog-copy": ("catalog",),
+    "ledger.catalog-copy": ("catalog",),
+    "ledger.exchange-valuation": ("exchange",),
+}
+
+
+def consumer_groups_of(service: str, prefix: str = "") -> list[str]:
+    """The consumer groups that read ``service``'s topic."""
+    return sorted(f"{prefix}{group}" for group, read in CONSUMER_GROUPS.items() if service in read)
+
+
 def all_topics(prefix: str = "") -> list[str]:
     topics = [topic_name(service, prefix) for service in SERVICES]
     return topics + [dead_letter_topic(t) for t in topics]
