@@ -10,8 +10,8 @@
   While the broker is unreachable rows simply wait; every broker call is bounded.
 - Published rows are kept for a retention period, with the partition and offset the broker
   gave them. The relay notices a broker that lost its data (restarted empty, as the
-  embedded one does): a send acknowledged at an offset it had already seen acknowledged,
-  a partition whose end fell back, or a consumer group whose committed offset fell back. It
+  embedded one does): a send acknowledged at an offset it had already seen acknowledged, or
+  a consumer group reading its topic whose committed offset fell back. It
   then sends again what the consumer groups reading its topic had not confirmed (committed
   past), in outbox order; consumers ignore what they had already applied.
   (:func:`republish_since` re-sends everything since a time: the operator's tool.)
@@ -26,7 +26,7 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
 from sqlalchemy import text
@@ -301,7 +301,6 @@ class BrokerWatch:
         self._committed: dict[tuple[str, int], int] = {}
         self._last_check = 0.0
         self._admin: AIOKafkaAdminClient | None = None
-        self._offsets: AIOKafkaConsumer | None = None
 
     def forget(self) -> None:
         self._acknowledged = None
@@ -339,26 +338,21 @@ class BrokerWatch:
                 known[metadata.partition] = max(metadata.offset, known.get(metadata.partition, -1))
 
     async def check(self) -> None:
-        """Every few seconds: the ends of the partitions and the groups' committed offsets."""
+        """Every few seconds: the committed offsets of the groups that read the topic.
+
+        (Not the partitions' ends: Tansu's can lag behind offsets it has acknowledged.)
+        """
         now = asyncio.get_running_loop().time()
         if now - self._last_check < WATCH_SECONDS:
             return
         self._last_check = now
         try:
-            ends, committed = await self._read()
+            committed = await self._read_committed()
         except Exception as exc:
             # The broker is unreachable or busy: the sends will tell, and so will the next look.
             log.info("broker_watch_skipped", topic=self.topic, error=repr(exc))
             await self.close()
             return
-        assert self._acknowledged is not None
-        for partition, end in ends.items():
-            last = self._acknowledged.get(partition, -1)
-            if end <= last:
-                raise BrokerLostEvents(
-                    f"{self.topic}[{partition}] ends at {end}, {last} was acknowledged",
-                    self.confirmed(),
-                )
         for key, offset in committed.items():
             before = self._committed.get(key, -1)
             if offset < before:
@@ -368,16 +362,8 @@ class BrokerWatch:
                 )
         self._committed.update(committed)
 
-    async def _read(self) -> tuple[dict[int, int], dict[tuple[str, int], int]]:
+    async def _read_committed(self) -> dict[tuple[str, int], int]:
         seconds = self._settings.kafka_timeout_seconds
-        if self._offsets is None:
-            offsets = AIOKafkaConsumer(
-                bootstrap_servers=self._settings.kafka_bootstrap_servers,
-                group_id=None,
-                request_timeout_ms=int(seconds * 1000),
-            )
-            self._offsets = offsets
-            await bounded(offsets.start(), seconds, "connecting the offsets reader")
         if self._admin is None:
             admin = AIOKafkaAdminClient(
                 bootstrap_servers=self._settings.kafka_bootstrap_servers,
@@ -385,9 +371,6 @@ class BrokerWatch:
             )
             self._admin = admin
             await bounded(admin.start(), seconds, "connecting the admin client")
-        ends = await bounded(
-            self._offsets.end_offsets(self.partitions), seconds, "reading the ends"
-        )
         committed: dict[tuple[str, int], int] = {}
         for group in self.groups:
             found = await bounded(
@@ -399,12 +382,10 @@ class BrokerWatch:
                 # -1: nothing committed (a group the broker forgot reads as one that never
                 # committed: lower than what it had, which is how the loss shows).
                 committed[(group, tp.partition)] = max(position.offset, -1)
-        return {tp.partition: end for tp, end in ends.items()}, committed
+        return committed
 
     async def close(self) -> None:
-        offsets, self._offsets = self._offsets, None
         admin, self._admin = self._admin, None
-        await stop_quietly(offsets, self._settings.kafka_timeout_seconds)
         if admin is not None:
             try:
                 await bounded(admin.close(), self._settings.kafka_timeout_seconds, "closing")

@@ -76,3 +76,30 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+async def read_until_quiet(
+    settings: KernelSettings, topic: str, *, quiet_seconds: float = 2.0
+) -> list[ConsumerRecord]:
+    """Read ``topic`` from the start until nothing more comes for ``quiet_seconds`` (Tansu's
+    end offsets can lag behind what it serves: they cannot say when all was read)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        last_news = time.monotonic()
+        while time.monotonic() - last_news < quiet_seconds:
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                records.extend(messages)
+            if batch:
+                last_news = time.monotonic()
+    finally:
+        await consumer.stop()
+    return records

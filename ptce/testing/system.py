@@ -1,6 +1,7 @@
 """The three services as separate processes (``ptce serve``), the way ``make run`` runs them,
 on the test's servers: fresh databases and topics of their own, the other services fetching
-the token keys from the catalog over HTTP. A test can kill and restart a service."""
+the token keys from the catalog over HTTP. A test can kill, pause and restart a service, and
+run replicas of one (``ledger#2``: the same database and consumer groups, its own port)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ from shared.settings import ServiceSettings
 
 SERVICES = ("catalog", "exchange", "ledger")
 READY_SECONDS = 60.0
+
+
+def service_of(process: str) -> str:
+    """The service a process runs: ``ledger`` for ``ledger`` and its replica ``ledger#2``."""
+    return process.partition("#")[0]
 
 
 def settings_env(settings: ServiceSettings) -> dict[str, str]:
@@ -77,10 +83,14 @@ class System:
         }
 
     def start(self, service: str) -> None:
+        """Start a service's process (``ledger``), or a replica's (``ledger#2``)."""
+        if service not in self.settings:
+            original = self.settings[service_of(service)]
+            self.settings[service] = original.model_copy(update={"http_port": free_port()})
         ptce = shutil.which("ptce", path=str(Path(sys.executable).parent)) or "ptce"
         with open(self.logs / f"{service}.log", "ab") as log:
             self.processes[service] = subprocess.Popen(
-                [ptce, "serve", service, "--host", "127.0.0.1"],
+                [ptce, "serve", service_of(service), "--host", "127.0.0.1"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -100,6 +110,16 @@ class System:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{service} not ready:\n{self.log_tail(service)}")
                 await asyncio.sleep(0.2)
+
+    async def restart(self, service: str) -> None:
+        """``kill -9`` (no shutdown, no flush, no goodbye to the broker), start, wait ready."""
+        self.kill(service)
+        self.start(service)
+        await self.ready(service)
+
+    def send_signal(self, service: str, sig: signal.Signals) -> None:
+        """Send a signal to a service's processes, which go on running (SIGSTOP, SIGCONT)."""
+        os.killpg(self.processes[service].pid, sig)
 
     def kill(self, service: str, sig: signal.Signals = signal.SIGKILL) -> None:
         process = self.processes.pop(service)
@@ -124,11 +144,14 @@ class System:
 
 
 @contextlib.asynccontextmanager
-async def running_system(service_settings: SettingsFactory, logs: Path) -> AsyncIterator[System]:
+async def running_system(
+    service_settings: SettingsFactory, logs: Path, **overrides: Any
+) -> AsyncIterator[System]:
+    """The three services on fresh databases; ``overrides`` change their settings."""
     settings = {}
     for service in SERVICES:
         made = await service_settings(service)
-        settings[service] = made.model_copy(update={"http_port": free_port()})
+        settings[service] = made.model_copy(update={"http_port": free_port(), **overrides})
     system = System(settings, logs)
     try:
         for service in SERVICES:
