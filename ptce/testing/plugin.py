@@ -49,7 +49,10 @@ class Infra:
 
 
 def template_of(service: str) -> str:
-    return f"ptce_template_{service}"
+    # Each pytest-xdist worker migrates its own templates: on a PostgreSQL given by
+    # PTCE_TEST_POSTGRES_URL the workers share one server.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"ptce_template_{service}{'_' + worker if worker else ''}"
 
 
 async def create_database(infra: Infra, name: str, template: str | None = None) -> None:

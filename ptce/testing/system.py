@@ -24,7 +24,7 @@ import httpx
 from pydantic import SecretStr
 
 from catalog.service import DEFINITION as CATALOG
-from ptce.embedded import free_port
+from ptce.embedded import die_with_parent, free_port
 from ptce.testing.api import Caller, CatalogApi
 from ptce.testing.plugin import SettingsFactory
 from shared.runtime import ServiceRuntime
@@ -95,6 +95,7 @@ class System:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 env=self.env(service),
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - prctl only, no locks
             )
 
     async def ready(self, service: str) -> None:
