@@ -52,8 +52,16 @@ def new_registry() -> registry:
     return registry(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, pool_size: int = 10, idle_in_transaction_timeout: float = 0
+) -> AsyncEngine:
     """The service's engine: a pool of asyncpg connections.
+
+    ``idle_in_transaction_timeout`` (seconds, 0: none): a process frozen in the middle of a
+    transaction (SIGSTOP, a VM paused, a hung event loop) would otherwise keep its row locks —
+    the offer it was booking, the pole's journal head — and stall every replica behind it.
+    PostgreSQL ends such a session; the frozen process, when it wakes, finds its connection
+    gone and its work undone, and retries or answers 503.
 
     No ``pool_pre_ping``: with asyncpg it costs three round trips per checkout (``BEGIN``,
     ``;``, ``ROLLBACK``), more than the statements of a short request. A pooled connection
@@ -69,7 +77,13 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         # A server that went away must fail a request quickly (503), not hang it.
-        connect_args={"timeout": 5, "command_timeout": 30},
+        connect_args={
+            "timeout": 5,
+            "command_timeout": 30,
+            "server_settings": {
+                "idle_in_transaction_session_timeout": str(int(idle_in_transaction_timeout * 1000))
+            },
+        },
     )
     event.listen(engine.sync_engine, "checkout", _replace_closed)
     return engine

@@ -66,7 +66,11 @@ class ServiceRuntime:
     ) -> None:
         self.definition = definition
         self.settings = settings
-        self.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        self.engine = create_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            idle_in_transaction_timeout=settings.db_idle_in_transaction_timeout_seconds,
+        )
         self.autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         """The same pool, for a lone statement that needs no transaction: no ``BEGIN`` and no
         ``ROLLBACK`` round trips around it (a read of committed rows, like a principal check)."""

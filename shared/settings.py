@@ -169,6 +169,13 @@ class ServiceSettings(KernelSettings):
     db_pool_size: int = Field(
         default=10, ge=1, description="Database connections kept per process."
     )
+    db_idle_in_transaction_timeout_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="PostgreSQL ends a session of this service left idle inside a transaction "
+        "this long (a frozen or hung process), releasing its locks for the other replicas; "
+        "0: never. A service's transactions last milliseconds.",
+    )
 
 
 def _service_settings(prefix: str, port: int, database: str) -> type[ServiceSettings]:

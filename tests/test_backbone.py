@@ -236,7 +236,8 @@ async def test_events_committed_while_the_broker_is_unreachable_are_delivered_af
 
     for pole in during:
         await eventually(partial(pole_count, exchange, pole.id), timeout=60)
-    assert await unpublished(catalog) == 0
+    # A batch the broker took but acknowledged too late is sent again: the outbox drains.
+    await eventually(lambda: _none_unpublished(catalog), timeout=30)
     assert exchange.consumers[0].applied_total == 4
 
 

@@ -9,7 +9,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ptce.embedded import EmbeddedBroker, free_port
-from ptce.testing.helpers import read_topic, read_until_quiet
+from ptce.testing.helpers import eventually, read_topic, read_until_quiet
 from ptce.testing.plugin import Infra, new_topic_prefix, settings_factory
 from ptce.testing.system import System, running_system
 from ptce.testing.traffic import Stream, open_scene
@@ -111,7 +111,14 @@ async def test_duplicated_reordered_and_malformed_events_change_nothing(
             replayed_db = create_async_engine(replayed.database_url, pool_size=2)
             try:
                 await replay.ready("ledger")
-                malformed = await _deliver_disordered(replayed, replay_prefix, read)
+                log = logs / "ledger.log"
+
+                async def waits_for_the_pole() -> bool:
+                    return "event_waits" in log.read_text(errors="replace")
+
+                malformed = await _deliver_disordered(
+                    replayed, replay_prefix, read, before_the_catalog=waits_for_the_pole
+                )
                 await scene.ledger_equals_exchange(exchanges, ledger_db=replayed_db)
                 dead = await read_topic(
                     replayed,
@@ -119,18 +126,21 @@ async def test_duplicated_reordered_and_malformed_events_change_nothing(
                     expected=malformed,
                 )
                 assert len(dead) == malformed
-                log = (logs / "ledger.log").read_text(errors="replace")
-                assert "event_waits" in log  # the early ones waited for the pole's copy
             finally:
                 await replayed_db.dispose()
                 replay.kill("ledger")
 
 
 async def _deliver_disordered(
-    settings: ServiceSettings, prefix: str, read: dict[str, list[ConsumerRecord]]
+    settings: ServiceSettings,
+    prefix: str,
+    read: dict[str, list[ConsumerRecord]],
+    *,
+    before_the_catalog: Callable[[], Awaitable[bool]],
 ) -> int:
-    """Send the exchange's events then the catalog's, each twice, requests interleaved in a
-    new order, with malformed messages among them; return how many were malformed."""
+    """Send the exchange's events then, once ``before_the_catalog`` (the ledger waiting for
+    the pole they depend on), the catalog's: each twice, requests interleaved in a new order,
+    with malformed messages among them; return how many were malformed."""
     shuffle = random.Random(7)  # noqa: S311 - an order for a test, reproducible
     by_key: dict[bytes, list[ConsumerRecord]] = {}
     for record in read["exchange"]:
@@ -163,6 +173,7 @@ async def _deliver_disordered(
             if n % 10 == 0 and malformed:
                 value, headers = malformed.pop()
                 await producer.send_and_wait(exchange_topic, value, key=record.key, headers=headers)
+        await eventually(before_the_catalog, timeout=60)
         catalog_topic = topic_name("catalog", prefix)
         for record in read["catalog"]:
             for _twice in range(2):

@@ -45,7 +45,7 @@ from zoneinfo import ZoneInfo
 import anyio
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
-from sqlalchemy import ColumnElement, Select, Text, case, cast, func, or_, select
+from sqlalchemy import ColumnElement, Select, Text, case, cast, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from ledger.access import readable_book, sees_the_whole_pole
@@ -377,6 +377,9 @@ async def fec_chunks(
         connection = await session.connection(
             execution_options={"isolation_level": "REPEATABLE READ"}
         )
+        # A slow client may leave this read-only transaction idle between chunks for long:
+        # it holds no lock that would stall anyone, so it is not ended.
+        await connection.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
         names = {
             member_id: legal_name
             for member_id, legal_name in await connection.execute(
