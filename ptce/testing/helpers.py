@@ -58,14 +58,7 @@ async def read_topic(
     settings: KernelSettings, topic: str, *, expected: int, timeout: float = 20.0
 ) -> list[ConsumerRecord]:
     """Read ``expected`` messages from the start of ``topic`` (no consumer group)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
+    consumer = await _reader(settings, topic)
     records: list[ConsumerRecord] = []
     deadline = time.monotonic() + timeout
     try:
@@ -83,14 +76,7 @@ async def read_until_quiet(
 ) -> list[ConsumerRecord]:
     """Read ``topic`` from the start until nothing more comes for ``quiet_seconds`` (Tansu's
     end offsets can lag behind what it serves: they cannot say when all was read)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
+    consumer = await _reader(settings, topic)
     records: list[ConsumerRecord] = []
     try:
         last_news = time.monotonic()
@@ -103,3 +89,16 @@ async def read_until_quiet(
     finally:
         await consumer.stop()
     return records
+
+
+async def _reader(settings: KernelSettings, topic: str) -> AIOKafkaConsumer:
+    """A started consumer of ``topic`` from its start, in no group."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    return consumer
