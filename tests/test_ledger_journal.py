@@ -317,6 +317,7 @@ async def test_a_corrected_exchange_is_reversed_and_posted_again(books: Books) -
                 )
             ).all()
         )
+    async with books.runtime.session_factory() as session:
         assert (await verify_chain(session, provider.pole_id)).intact
     # Half a day: 40 € in money and 60 € in kind, each counted once.
     assert totals == {"monetary": Decimal("40.00"), "in_kind": Decimal("60.00")}

@@ -262,7 +262,13 @@ async def _entries_with_lines(
 
 
 async def verify_chain(session: AsyncSession, pole_id: uuid.UUID) -> ChainCheck:
-    """Recompute every hash of a pole's journal, in order, streaming."""
+    """Recompute every hash of a pole's journal, in order, streaming.
+
+    ``session`` must not have begun: the entries and the chain head are read in one snapshot
+    (REPEATABLE READ). Read apart, a posting committed between the two (entries and head move
+    in one transaction) showed a sound journal as cut off at its end.
+    """
+    await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     previous, count = GENESIS, 0
     async for current, lines in _entries_with_lines(session, pole_id):
         count += 1

@@ -183,7 +183,12 @@ def value_completed(snapshot: RequestSnapshot, context: Context) -> list[Posting
                 ),
             )
         )
-    if terms.management_fee_percent and terms.employer_member_id is not None:
+    # A group that books its own staff owes itself no fee.
+    if (
+        terms.management_fee_percent
+        and terms.employer_member_id is not None
+        and terms.employer_member_id != snapshot.requester_id
+    ):
         fee = money(terms.internal_price * used * terms.management_fee_percent / 100)
         postings += _monetary(
             snapshot=snapshot,
