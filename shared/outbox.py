@@ -84,6 +84,7 @@ class OutboxRelay:
         self._listener: asyncpg.Connection | None = None
         self._last_purge = 0.0
         self._watch = BrokerWatch(service, settings)
+        self._loss: BrokerLostEvents | None = None
         self.is_leader = False
         self.published_total = 0
         self.failures_total = 0
@@ -100,6 +101,9 @@ class OutboxRelay:
             while True:
                 try:
                     await self._ensure_listener()
+                    if self._loss is not None and self.is_leader:
+                        await self._send_again(self._loss)
+                        self._loss = None
                     if not self.is_leader:
                         self._watch.forget()
                         await self._sleep_or_wake(SAFETY_POLL_SECONDS)
@@ -115,7 +119,8 @@ class OutboxRelay:
                 except asyncio.CancelledError:
                     raise
                 except BrokerLostEvents as lost:
-                    await self._send_again(lost)
+                    # Handled at the top of the loop, where a failure is retried like others.
+                    self._loss = lost
                 except Exception as exc:
                     self.failures_total += 1
                     log.warning("outbox_relay_retry", error=repr(exc), backoff_s=backoff)
