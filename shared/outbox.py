@@ -10,8 +10,9 @@
   While the broker is unreachable rows simply wait; every broker call is bounded.
 - Published rows are kept for a retention period, with the partition and offset the broker
   gave them. The relay notices a broker that lost its data (restarted empty, as the
-  embedded one does): a send acknowledged at an offset it had already seen acknowledged, or
-  a consumer group reading its topic whose committed offset fell back. It
+  embedded one does): its topic missing or the partitions it had sent to empty when a new
+  producer starts, a send acknowledged at an offset it had already seen acknowledged, or a
+  consumer group reading its topic whose committed offset fell back. It
   then sends again what the consumer groups reading its topic had not confirmed (committed
   past), in outbox order; consumers ignore what they had already applied.
   (:func:`republish_since` re-sends everything since a time: the operator's tool.)
@@ -26,7 +27,7 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
 from sqlalchemy import text
@@ -108,8 +109,8 @@ class OutboxRelay:
                         self._watch.forget()
                         await self._sleep_or_wake(SAFETY_POLL_SECONDS)
                         continue
-                    await self._ensure_producer()
                     await self._watch.load(self._engine)
+                    await self._ensure_producer()
                     await self._watch.check()
                     sent = await self.publish_batch()
                     backoff = 0.1
@@ -224,20 +225,23 @@ class OutboxRelay:
                 await stop_quietly(producer, self._settings.kafka_timeout_seconds)
                 raise
             self._producer = producer
-            await self._ensure_topic()
+            created = await self._ensure_topic()
+            await self._watch.before_first_send(topic_created=self._watch.topic in created)
 
-    async def _ensure_topic(self) -> None:
-        """Create the service's topic before the first send of a new producer.
+    async def _ensure_topic(self) -> list[str]:
+        """Create the service's topic before the first send of a new producer; return the
+        topics that had to be created.
 
         A broker that lost its data (the embedded one, restarted) would otherwise create the
         topic itself on the first send, with its own partition count.
         """
         topic = topic_name(self.service, self._settings.kafka_topic_prefix)
         try:
-            await create_topics(self._settings, topics=[topic, dead_letter_topic(topic)])
+            return await create_topics(self._settings, topics=[topic, dead_letter_topic(topic)])
         except Exception as exc:
             # Not fatal: where topics are provisioned by operators, the client may not create.
             log.warning("outbox_topic_check_failed", topic=topic, error=repr(exc))
+            return []
 
     async def _reset_producer(self) -> None:
         # A producer that timed out may still hold queued messages; a new one starts clean.
@@ -341,6 +345,44 @@ class BrokerWatch:
         for metadata in sent:
             if metadata.topic == self.topic:
                 known[metadata.partition] = max(metadata.offset, known.get(metadata.partition, -1))
+
+    async def before_first_send(self, *, topic_created: bool) -> None:
+        """A new producer (at start, or after the broker failed): the broker must still hold
+        the partitions this relay had sent to. A restarted empty broker has no topic, or
+        partitions that are empty; the readers' offsets may not tell, if the relay never saw
+        them commit, nor the next acks, if they go to partitions it had not used."""
+        assert self._acknowledged is not None
+        used = sorted(p for p, offset in self._acknowledged.items() if offset >= 0)
+        if not used:
+            return
+        if topic_created:
+            raise BrokerLostEvents(f"{self.topic} had to be created again", self.confirmed())
+        seconds = self._settings.kafka_timeout_seconds
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            group_id=None,
+            request_timeout_ms=int(seconds * 1000),
+        )
+        try:
+            await bounded(reader.start(), seconds, "connecting the offsets reader")
+            ends = await bounded(
+                reader.end_offsets([TopicPartition(self.topic, p) for p in used]),
+                seconds,
+                "reading the ends",
+            )
+        except Exception as exc:
+            log.info("broker_watch_skipped", topic=self.topic, error=repr(exc))
+            return
+        finally:
+            await stop_quietly(reader, seconds)
+        # Empty, not merely behind: Tansu's ends can lag a few offsets behind its acks.
+        emptied = [tp.partition for tp, end in ends.items() if end == 0]
+        if emptied:
+            raise BrokerLostEvents(
+                f"{self.topic} partitions {emptied} are empty; offsets up to "
+                f"{[self._acknowledged[p] for p in emptied]} were acknowledged",
+                self.confirmed(),
+            )
 
     async def check(self) -> None:
         """Every few seconds: the committed offsets of the groups that read the topic.
