@@ -25,8 +25,6 @@ from shared.events.registry import dead_letter_topic, topic_name
 from shared.settings import ServiceSettings
 
 BROKER_CUT_SECONDS = 20
-# Short broker timeouts, so that the outages outlast them (as in tests/test_backbone.py).
-QUICK_TO_GIVE_UP = {"kafka_timeout_seconds": 2.0, "consumer_rejoin_timeout_seconds": 10.0}
 
 
 @pytest.fixture
@@ -46,12 +44,15 @@ async def test_the_broker_cut_then_restarted_empty_under_traffic_loses_nothing(
     """The broker frozen for tens of seconds, its data kept: bookings and completions are
     still taken, and the exchange, killed meanwhile with events committed but not sent, sends
     them when it is back. Then the broker restarted empty: the services notice by themselves
-    and send again what their readers had not confirmed."""
+    and send again what their readers had not confirmed. (Short broker timeouts, so that the
+    outages outlast them, as in tests/test_backbone.py.)"""
     broker = own_broker.broker
     assert broker is not None
     async with (
         settings_factory(own_broker, new_topic_prefix()) as make_settings,
-        running_system(make_settings, data_dir, **QUICK_TO_GIVE_UP) as system,
+        running_system(
+            make_settings, data_dir, kafka_timeout_seconds=2.0, consumer_rejoin_timeout_seconds=10.0
+        ) as system,
         open_scene(system, "Pôle sans courant") as scene,
     ):
         async with Stream(scene).running() as stream:

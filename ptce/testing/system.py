@@ -66,6 +66,8 @@ class System:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     http: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     catalog_runtime: ServiceRuntime | None = None
+    workers: int = 1
+    """HTTP worker processes per service (``ptce serve --workers``)."""
 
     def on(self, service: str, caller: Caller) -> Caller:
         """The caller, talking to that service's process."""
@@ -90,7 +92,8 @@ class System:
         ptce = shutil.which("ptce", path=str(Path(sys.executable).parent)) or "ptce"
         with open(self.logs / f"{service}.log", "ab") as log:
             self.processes[service] = subprocess.Popen(
-                [ptce, "serve", service_of(service), "--host", "127.0.0.1"],
+                [ptce, "serve", service_of(service), "--host", "127.0.0.1"]
+                + (["--workers", str(self.workers)] if self.workers > 1 else []),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -146,14 +149,15 @@ class System:
 
 @contextlib.asynccontextmanager
 async def running_system(
-    service_settings: SettingsFactory, logs: Path, **overrides: Any
+    service_settings: SettingsFactory, logs: Path, *, workers: int = 1, **overrides: Any
 ) -> AsyncIterator[System]:
-    """The three services on fresh databases; ``overrides`` change their settings."""
+    """The three services on fresh databases, ``workers`` HTTP processes each; ``overrides``
+    change their settings."""
     settings = {}
     for service in SERVICES:
         made = await service_settings(service)
         settings[service] = made.model_copy(update={"http_port": free_port(), **overrides})
-    system = System(settings, logs)
+    system = System(settings, logs, workers=workers)
     try:
         for service in SERVICES:
             system.start(service)
