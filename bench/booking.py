@@ -80,6 +80,7 @@ from fastapi import FastAPI
 from bench.events import Servers, _interrupt, create_databases, drop_databases, percentile, servers
 from ptce.embedded import free_port
 from ptce.testing.api import member_body, room, valid_siret
+from ptce.testing.system import until_ready
 from shared.contracts.exchange import RequestAccepted, RequestRequested
 from shared.db import asyncpg_dsn
 from shared.events.registry import all_topics, topic_name
@@ -369,17 +370,7 @@ def start_services(
 
 
 async def wait_ready(procs: Processes, urls: Sequence[str]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    async with httpx.AsyncClient(timeout=3, trust_env=False) as client:
-        for url in urls:
-            while True:
-                procs.check()
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{url}/readyz")).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{url} not ready after {READY_TIMEOUT_SECONDS:g} s")
-                await asyncio.sleep(0.2)
+    await until_ready(urls, alive=procs.check, seconds=READY_TIMEOUT_SECONDS)
 
 
 # --- CPU accounting ----------------------------------------------------------------------

@@ -103,6 +103,7 @@ from ledger.chart import EXPENSE, IN_KIND_USE, REVENUE
 from ledger.journal import GENESIS, canonical, chained_hash
 from ptce.embedded import free_port
 from ptce.testing.api import valid_siret
+from ptce.testing.system import until_ready
 from shared.auth import ALGORITHM
 from shared.db import asyncpg_dsn
 from shared.logging import configure_logging
@@ -1017,16 +1018,7 @@ def ledger_process(
 
 
 async def wait_ready(ledger: Ledger) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    async with httpx.AsyncClient(timeout=3, trust_env=False) as client:
-        while True:
-            ledger.check()
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{ledger.url}/readyz")).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the ledger is not ready after {READY_TIMEOUT_SECONDS:g} s")
-            await asyncio.sleep(0.2)
+    await until_ready([ledger.url], alive=ledger.check, seconds=READY_TIMEOUT_SECONDS)
 
 
 class RssSampler:

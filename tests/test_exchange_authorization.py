@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ptce.testing.api import AVAILABILITY, Caller
-from ptce.testing.exchange import Market, at, next_monday, parties
+from ptce.testing.exchange import Bookings, Market, at, next_monday, parties
 
 ROLES = (
     "provider",
@@ -32,21 +32,11 @@ PUBLIC = {("GET", "/calendars/{token}.ics"), ("GET", "/healthz"), ("GET", "/read
 
 
 @dataclass
-class Cast:
-    market: Market
+class Cast(Bookings):
     callers: dict[str, Caller]
-    approval_offer: dict[str, Any]
-    instant_offer: dict[str, Any]
-    slots: itertools.count[int]
 
     def on_exchange(self, role: str) -> Caller:
         return self.market.on_exchange(self.callers[role])
-
-    def next_slot(self) -> tuple[str, str]:
-        """A one-hour slot on a Monday (the offers hold fifty at once: never a conflict)."""
-        n = next(self.slots)
-        day = next_monday(weeks=n // 8)
-        return at(day, 9 + n % 8), at(day, 10 + n % 8)
 
 
 async def new_cast(market: Market) -> Cast:
@@ -70,7 +60,7 @@ async def new_cast(market: Market) -> Cast:
         "other_member": other_member,
         "other_coordinator": other_coordinator,
     }
-    return Cast(market, callers, approval, instant, itertools.count())
+    return Cast(market, provider, requester, approval, instant, itertools.count(), callers)
 
 
 @pytest.fixture(scope="module")
@@ -87,46 +77,11 @@ async def fresh_cast(module_market: Market) -> Cast:
     return await new_cast(module_market)
 
 
-async def _request(cast: Cast, offer: dict[str, Any]) -> str:
-    start, end = cast.next_slot()
-    made = await cast.on_exchange("requester").post(
-        "/requests", json={"offer_id": offer["id"], "start": start, "end": end}
-    )
-    assert made.status_code == 201, made.text
-    return str(made.json()["id"])
-
-
-async def pending(cast: Cast) -> dict[str, str]:
-    return {"request_id": await _request(cast, cast.approval_offer)}
-
-
-async def accepted(cast: Cast) -> dict[str, str]:
-    return {"request_id": await _request(cast, cast.instant_offer)}
-
-
-async def started(cast: Cast) -> dict[str, str]:
-    ids = await accepted(cast)
-    await cast.market.shift_period(
-        ids["request_id"], start_in=timedelta(hours=-1), length=timedelta(hours=2)
-    )
-    return ids
-
-
-async def completed(cast: Cast) -> dict[str, str]:
-    ids = await started(cast)
-    done = await cast.on_exchange("provider").post(f"/requests/{ids['request_id']}/complete")
-    assert done.status_code == 200, done.text
-    return ids
-
-
-async def series(cast: Cast) -> dict[str, str]:
-    start, end = cast.next_slot()
-    made = await cast.on_exchange("requester").post(
-        "/series",
-        json={"offer_id": cast.instant_offer["id"], "start": start, "end": end, "weeks": 2},
-    )
-    assert made.status_code == 201, made.text
-    return {"series_id": made.json()["series_id"]}
+pending = Bookings.pending
+accepted = Bookings.accepted
+started = Bookings.started
+completed = Bookings.completed
+series = Bookings.series
 
 
 async def providers_feed(cast: Cast) -> dict[str, str]:

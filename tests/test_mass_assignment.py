@@ -17,7 +17,6 @@ import itertools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -37,7 +36,7 @@ from ptce.testing.api import (
     staff_time,
     valid_siret,
 )
-from ptce.testing.exchange import at, next_monday
+from ptce.testing.exchange import Bookings
 from ptce.testing.ledger import Books
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -49,13 +48,10 @@ WHEN = "2020-01-01T00:00:00+00:00"
 
 
 @dataclass
-class Cast:
+class Cast(Bookings):
     books: Books
     callers: dict[str, Caller]
-    approval_offer: dict[str, Any]
-    instant_offer: dict[str, Any]
     other_offer: dict[str, Any]
-    slots: itertools.count[int]
 
     def caller(self, role: str, service: str) -> Caller:
         http = {
@@ -67,12 +63,6 @@ class Cast:
 
     def id_of(self, role: str) -> str:
         return str(self.callers[role].member_id)
-
-    def next_slot(self) -> tuple[str, str]:
-        """A one-hour slot on a Monday (the offers hold fifty at once: never a conflict)."""
-        n = next(self.slots)
-        day = next_monday(weeks=n // 8)
-        return at(day, 9 + n % 8), at(day, 10 + n % 8)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +89,9 @@ async def cast(module_books: Books) -> Cast:
         "other_coordinator": other_coordinator,
         "other_member": other_member,
     }
-    return Cast(books, callers, approval, instant, theirs, itertools.count())
+    return Cast(
+        market, provider, requester, approval, instant, itertools.count(), books, callers, theirs
+    )
 
 
 # --- what each write acts on ---------------------------------------------------------------
@@ -131,46 +123,11 @@ async def published_offer(cast: Cast) -> dict[str, str]:
     return {"offer_id": offer_id, "etag": done.headers["etag"]}
 
 
-async def _request(cast: Cast, offer: dict[str, Any]) -> str:
-    start, end = cast.next_slot()
-    made = await cast.caller("requester", "exchange").post(
-        "/requests", json={"offer_id": offer["id"], "start": start, "end": end}
-    )
-    assert made.status_code == 201, made.text
-    return str(made.json()["id"])
-
-
-async def pending(cast: Cast) -> dict[str, str]:
-    return {"request_id": await _request(cast, cast.approval_offer)}
-
-
-async def accepted(cast: Cast) -> dict[str, str]:
-    return {"request_id": await _request(cast, cast.instant_offer)}
-
-
-async def started(cast: Cast) -> dict[str, str]:
-    ids = await accepted(cast)
-    await cast.books.market.shift_period(
-        ids["request_id"], start_in=timedelta(hours=-1), length=timedelta(hours=2)
-    )
-    return ids
-
-
-async def completed(cast: Cast) -> dict[str, str]:
-    ids = await started(cast)
-    done = await cast.caller("provider", "exchange").post(f"/requests/{ids['request_id']}/complete")
-    assert done.status_code == 200, done.text
-    return ids
-
-
-async def series(cast: Cast) -> dict[str, str]:
-    start, end = cast.next_slot()
-    made = await cast.caller("requester", "exchange").post(
-        "/series",
-        json={"offer_id": cast.instant_offer["id"], "start": start, "end": end, "weeks": 2},
-    )
-    assert made.status_code == 201, made.text
-    return {"series_id": made.json()["series_id"]}
+pending = Bookings.pending
+accepted = Bookings.accepted
+started = Bookings.started
+completed = Bookings.completed
+series = Bookings.series
 
 
 _years = itertools.count(2030)
@@ -710,15 +667,7 @@ async def test_ids_of_another_pole_in_a_body_reach_nothing(cast: Cast) -> None:
 
     ledger = cast.caller("coordinator", "ledger")
     assert problem(await ledger.post("/postings", json={**GRANT, "member_id": other}), 404)
-    settle = {
-        "kind": "settlement",
-        "on": "2026-03-01",
-        "label": "Règlement",
-        "amount": "10",
-        "member_id": cast.id_of("provider"),
-        "to_member_id": other,
-    }
-    assert problem(await ledger.post("/postings", json=settle), 404)
+    assert problem(await ledger.post("/postings", json=_settlement(cast, to=other)), 404)
 
     their_offers = await cast.caller("other_member", "catalog").get(f"/members/{other}/offers")
     assert [offer["id"] for offer in their_offers.json()["items"]] == [cast.other_offer["id"]]
@@ -726,6 +675,18 @@ async def test_ids_of_another_pole_in_a_body_reach_nothing(cast: Cast) -> None:
     assert their_requests.json()["items"] == []
     their_book = await cast.caller("other_member", "ledger").get(f"/books/{other}/entries")
     assert their_book.json()["items"] == []
+
+
+def _settlement(cast: Cast, *, to: str) -> dict[str, Any]:
+    """The provider pays ``to`` back: a settlement posting."""
+    return {
+        "kind": "settlement",
+        "on": "2026-03-01",
+        "label": "Règlement",
+        "amount": "10",
+        "member_id": cast.id_of("provider"),
+        "to_member_id": to,
+    }
 
 
 async def test_a_field_that_does_not_apply_is_refused_not_ignored(cast: Cast) -> None:
@@ -740,13 +701,6 @@ async def test_a_field_that_does_not_apply_is_refused_not_ignored(cast: Cast) ->
     ledger = cast.caller("coordinator", "ledger")
     elsewhere = {**GRANT, "to_member_id": cast.id_of("requester")}
     assert problem(await ledger.post("/postings", json=elsewhere), 422)
-    settle = {
-        "kind": "settlement",
-        "on": "2026-03-01",
-        "label": "Règlement",
-        "amount": "10",
-        "member_id": cast.id_of("provider"),
-        "to_member_id": cast.id_of("requester"),
-    }
+    settle = _settlement(cast, to=cast.id_of("requester"))
     assert problem(await ledger.post("/postings", json={**settle, "origin": "public"}), 422)
     assert (await ledger.post("/postings", json=settle)).status_code == 201

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -147,3 +148,61 @@ async def parties(market: Market) -> tuple[Caller, Caller, Caller]:
     provider = await market.catalog.new_member(coordinator)
     requester = await market.catalog.new_member(coordinator)
     return coordinator, provider, requester
+
+
+@dataclass
+class Bookings:
+    """Fresh requests in each state, for tests that act on one at a time: on a provider's two
+    offers (on approval, instant) that hold fifty at once, each on a one-hour slot of its own,
+    so never a conflict. A test's cast extends it; its methods serve as the cast's
+    ``prepare`` functions (``Bookings.pending``)."""
+
+    market: Market
+    provider: Caller
+    requester: Caller
+    approval_offer: dict[str, Any]
+    instant_offer: dict[str, Any]
+    slots: itertools.count[int]
+
+    def next_slot(self) -> tuple[str, str]:
+        n = next(self.slots)
+        day = next_monday(weeks=n // 8)
+        return at(day, 9 + n % 8), at(day, 10 + n % 8)
+
+    async def _request(self, offer: dict[str, Any]) -> str:
+        start, end = self.next_slot()
+        made = await self.market.on_exchange(self.requester).post(
+            "/requests", json={"offer_id": offer["id"], "start": start, "end": end}
+        )
+        assert made.status_code == 201, made.text
+        return str(made.json()["id"])
+
+    async def pending(self) -> dict[str, str]:
+        return {"request_id": await self._request(self.approval_offer)}
+
+    async def accepted(self) -> dict[str, str]:
+        return {"request_id": await self._request(self.instant_offer)}
+
+    async def started(self) -> dict[str, str]:
+        ids = await self.accepted()
+        await self.market.shift_period(
+            ids["request_id"], start_in=timedelta(hours=-1), length=timedelta(hours=2)
+        )
+        return ids
+
+    async def completed(self) -> dict[str, str]:
+        ids = await self.started()
+        done = await self.market.on_exchange(self.provider).post(
+            f"/requests/{ids['request_id']}/complete"
+        )
+        assert done.status_code == 200, done.text
+        return ids
+
+    async def series(self) -> dict[str, str]:
+        start, end = self.next_slot()
+        made = await self.market.on_exchange(self.requester).post(
+            "/series",
+            json={"offer_id": self.instant_offer["id"], "start": start, "end": end, "weeks": 2},
+        )
+        assert made.status_code == 201, made.text
+        return {"series_id": made.json()["series_id"]}

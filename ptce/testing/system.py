@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,22 @@ from shared.settings import ServiceSettings
 
 SERVICES = ("catalog", "exchange", "ledger")
 READY_SECONDS = 60.0
+
+
+async def until_ready(urls: Sequence[str], *, alive: Callable[[], None], seconds: float) -> None:
+    """Poll each service's ``/readyz`` until it answers 200; ``alive`` raises if a process
+    that should answer has died."""
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(timeout=3, trust_env=False) as client:
+        for url in urls:
+            while True:
+                alive()
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/readyz")).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{url} not ready after {seconds:g} s")
+                await asyncio.sleep(0.2)
 
 
 def service_of(process: str) -> str:
@@ -102,18 +118,14 @@ class System:
             )
 
     async def ready(self, service: str) -> None:
-        deadline = time.monotonic() + READY_SECONDS
-        async with httpx.AsyncClient(timeout=3, trust_env=False) as client:
-            while True:
-                process = self.processes[service]
-                if process.poll() is not None:
-                    raise RuntimeError(f"{service} exited:\n{self.log_tail(service)}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{self.url(service)}/readyz")).status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{service} not ready:\n{self.log_tail(service)}")
-                await asyncio.sleep(0.2)
+        def alive() -> None:
+            if self.processes[service].poll() is not None:
+                raise RuntimeError(f"{service} exited:\n{self.log_tail(service)}")
+
+        try:
+            await until_ready([self.url(service)], alive=alive, seconds=READY_SECONDS)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}:\n{self.log_tail(service)}") from None
 
     async def restart(self, service: str) -> None:
         """``kill -9`` (no shutdown, no flush, no goodbye to the broker), start, wait ready."""
