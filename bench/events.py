@@ -262,14 +262,15 @@ class Probe:
             _patch(shared.outbox, name, wrapper)
             self._restore.append(functools.partial(_patch, shared.outbox, name, original))
 
-        handle: Callable[[Any], Awaitable[None]] = consumer._handle
+        handle_batch: Callable[[Any], Awaitable[None]] = consumer._handle_batch
 
-        async def traced_handle(message: Any) -> None:
-            if message.key:
-                self.mark(message.key.decode(), "handling")
-            await handle(message)
+        async def traced_handle_batch(messages: list[Any]) -> None:
+            for message in messages:
+                if message.key:
+                    self.mark(message.key.decode(), "handling")
+            await handle_batch(messages)
 
-        _patch(consumer, "_handle", traced_handle)
+        _patch(consumer, "_handle_batch", traced_handle_batch)
 
         apply: Callable[..., Awaitable[bool]] = consumer.apply
 
@@ -278,6 +279,15 @@ class Probe:
             return await apply(event, *args, **kwargs)
 
         _patch(consumer, "apply", traced_apply)
+
+        apply_batch: Callable[[list[Any]], Awaitable[list[ReceivedEvent]]] = consumer.apply_batch
+
+        async def traced_apply_batch(work: list[Any]) -> list[ReceivedEvent]:
+            for item in work:
+                self.mark(item.event.subject or item.event.id, "applying")
+            return await apply_batch(work)
+
+        _patch(consumer, "apply_batch", traced_apply_batch)
 
         commit: Callable[[Any, Any, int], Awaitable[None]] = consumer._commit
 

@@ -68,8 +68,8 @@ journeys under way finish, and the ledger is given ``--drain`` seconds to catch 
   maximum; the broker's too (Tansu keeps every message in memory);
 - CPU of each component's process tree (``/proc``, user + system) and of the whole machine
   during the window, per exchange and per HTTP answer, PostgreSQL's split by the database its
-  backends serve, and two bounds: the rate all of it allows on this machine's CPUs, and the
-  ledger's serial cost (its consumer applies one event at a time): what limits the rate;
+  backends serve, the rate all of it allows on this machine's CPUs, and the ledger's own cost
+  (its consumer applies each poll's events in one transaction, so it falls as batches grow);
 - per minute: arrivals, completions, postings, lag and HTTP p99, errors, the CPUs used by the
   exchange, the ledger, PostgreSQL, the broker and by others (other people's load), memory;
 - the services' warnings and errors from their logs, and the events a relay sent again;
@@ -1119,11 +1119,9 @@ def _cpu_lines(results: Results, exchanges: int, answers: int) -> list[str]:
         )
     ledger = sum(cpu.get("ledger", (0.0, 0.0))) + cpu.get(f"{BACKENDS}ledger", (0.0, 0.0))[0]
     if exchanges:
-        serial = ledger * per_exchange
         lines.append(
-            f"  the ledger's consumer applies one event at a time, each in its own transaction: "
-            f"the ledger's CPU and its backends' make {serial:.1f} ms per exchange posted;"
-            f" one consumer posts at most {1000 / serial:.0f} exchanges/s, however many CPUs"
+            f"  the ledger's CPU and its backends' make {ledger * per_exchange:.1f} ms per exchange"
+            " posted (one transaction per poll of events: less per exchange as batches grow)"
         )
     return lines
 

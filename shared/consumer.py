@@ -1,14 +1,21 @@
 """The idempotent consumer: each event applied once, in its own transaction,
 whatever Kafka redelivers.
 
-For each message, in partition order:
-1. parse it as a CloudEvent of a known type (a malformed message goes straight to
+For each batch of messages a poll returns, in partition order:
+1. parse each as a CloudEvent of a known type (a malformed message goes straight to
    ``<topic>.dlq``; an event of a type this consumer has no handler for is skipped);
-2. in one database transaction (a unit of work), record (source, id) in
+2. in one database transaction (a unit of work), record each event's (source, id) in
    ``processed_event`` — a duplicate finds it there and changes nothing — and apply the
-   handler; the events a handler publishes reach the outbox in that same transaction;
-3. only after that commit, commit the Kafka offset (manual commits; a rebalance
+   handlers, in order; the events the handlers publish reach the outbox in that same
+   transaction. Should anything in the batch fail, the transaction is rolled back and the
+   batch is applied again one event per transaction, as below, so that one bad event
+   cannot hold back or take down the others;
+3. only after that commit, commit the Kafka offsets (manual commits; a rebalance
    listener waits for the batch in progress before partitions move).
+
+One transaction per batch rather than per event is what lets a consumer keep up with a
+busy topic: one commit, and whatever a handler defers to the commit (the ledger's postings
+take the pole's chain head once) done once for the batch.
 
 A handler that fails is retried with exponential back-off a bounded number of times,
 then the message goes to the dead-letter topic and the partition goes on. A database
@@ -22,13 +29,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.sql.dml import ReturningInsert
 
+from shared.db import as_arrays, bulk_insert
 from shared.events.envelope import MalformedEvent, ReceivedEvent, from_kafka
 from shared.events.registry import dead_letter_topic, topic_name
 from shared.kafka import bounded, new_consumer, new_producer, stop_quietly
@@ -48,12 +58,42 @@ class NotApplicableYet(RuntimeError):
     partition's event): retried, without bound, until it applies; never dead-lettered."""
 
 
+class HandlerFailed(RuntimeError):
+    """The handler of ``item`` failed a batch (its error is the ``__cause__``)."""
+
+    def __init__(self, item: Work) -> None:
+        super().__init__(item.event.id)
+        self.item = item
+
+
 class ConsumerStuck(RuntimeError):
     """The consumer stopped making progress for a reason a fresh consumer does not have."""
 
 
 class BrokerLostOffsets(ConsumerStuck):
     """The broker no longer holds offsets this consumer committed: it lost its state."""
+
+
+@dataclass(frozen=True)
+class Work:
+    """An event to apply, with the message it came in and its handler."""
+
+    message: ConsumerRecord
+    event: ReceivedEvent
+    handler: Handler
+
+
+_PROCESSED_COLUMNS = ("source", "event_id", "event_type", "topic", "consumer", "outcome")
+
+
+@cache
+def _record_events(processed_event: Table) -> ReturningInsert[str, str]:
+    """Record events as processed; RETURNING those that were not already."""
+    return (
+        bulk_insert(processed_event, _PROCESSED_COLUMNS)
+        .on_conflict_do_nothing()
+        .returning(processed_event.c.source, processed_event.c.event_id)
+    )
 
 
 @dataclass(frozen=True)
@@ -127,6 +167,11 @@ def _is_infrastructure_error(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | ConnectionError | OSError):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def _waits(exc: BaseException | None) -> bool:
+    """Whether a failure is retried without bound: not the event's fault."""
+    return isinstance(exc, NotApplicableYet) or (exc is not None and _is_infrastructure_error(exc))
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -224,9 +269,8 @@ class IdempotentConsumer:
                 await watchdog.check()
                 continue
             async with self.processing:
+                await self._handle_batch([m for messages in batch.values() for m in messages])
                 for tp, messages in batch.items():
-                    for message in messages:
-                        await self._handle(message)
                     await self._commit(consumer, tp, messages[-1].offset + 1)
             watchdog.progressed()
 
@@ -266,25 +310,55 @@ class IdempotentConsumer:
                 self.committed.clear()
                 raise BrokerLostOffsets(f"{tp}: committed {ours}, the broker holds {on_broker}")
 
-    async def _handle(self, message: ConsumerRecord) -> None:
-        try:
-            event = from_kafka(message.key, message.value, message.headers)
-        except MalformedEvent as exc:
-            await self._dead_letter(message, f"malformed: {exc}")
-            return
-        handler = self.spec.handlers.get(event.type)
-        if handler is None:
-            return
-        token = request_id_var.set(event.request_id)
-        try:
-            await self._apply_with_retries(message, event, handler)
-        finally:
-            request_id_var.reset(token)
+    async def _handle_batch(self, messages: list[ConsumerRecord]) -> None:
+        """Apply the events of ``messages`` in one transaction, or one by one if that fails."""
+        work: list[Work] = []
+        for message in messages:
+            try:
+                event = from_kafka(message.key, message.value, message.headers)
+            except MalformedEvent as exc:
+                await self._dead_letter(message, f"malformed: {exc}")
+                continue
+            handler = self.spec.handlers.get(event.type)
+            if handler is not None:
+                work.append(Work(message, event, handler))
+        failed: Work | None = None  # the event whose handler failed the batch
+        if len(work) > 1:
+            try:
+                applied = await self.apply_batch(work)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Nothing was written; one event at a time tells the events apart.
+                cause = exc.__cause__ if isinstance(exc, HandlerFailed) else exc
+                log.info(
+                    "batch_applied_one_by_one",
+                    consumer=self.group_id,
+                    events=len(work),
+                    error=repr(cause),
+                )
+                if isinstance(exc, HandlerFailed) and not _waits(exc.__cause__):
+                    failed = exc.item
+            else:
+                self.duplicates_total += len(work) - len(applied)
+                self.applied_total += len(applied)
+                if self._after_apply is not None:
+                    for event in applied:
+                        await self._after_apply(event)
+                return
+        for item in work:
+            token = request_id_var.set(item.event.request_id)
+            try:
+                # The batch was the failed event's first attempt: retries stay bounded.
+                await self._apply_with_retries(
+                    item.message, item.event, item.handler, failures=int(item is failed)
+                )
+            finally:
+                request_id_var.reset(token)
 
     async def _apply_with_retries(
-        self, message: ConsumerRecord, event: ReceivedEvent, handler: Handler
+        self, message: ConsumerRecord, event: ReceivedEvent, handler: Handler, *, failures: int = 0
     ) -> None:
-        failures = 0
         infra_backoff = self.settings.consumer_retry_backoff_seconds
         while True:
             try:
@@ -292,7 +366,7 @@ class IdempotentConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if isinstance(exc, NotApplicableYet) or _is_infrastructure_error(exc):
+                if _waits(exc):
                     log.warning("event_waits", event_id=event.id, error=repr(exc))
                     await asyncio.sleep(infra_backoff)
                     infra_backoff = min(infra_backoff * 2, MAX_INFRA_BACKOFF_SECONDS)
@@ -321,6 +395,43 @@ class IdempotentConsumer:
             if self._after_apply is not None:
                 await self._after_apply(event)
             return
+
+    async def apply_batch(self, work: list[Work]) -> list[ReceivedEvent]:
+        """Apply events in one transaction, in order; those applied (not seen before)."""
+        rows = [
+            {
+                "source": item.event.source,
+                "event_id": item.event.id,
+                "event_type": item.event.type,
+                "topic": item.message.topic,
+                "consumer": self.spec.name,
+                "outcome": "applied",
+            }
+            for item in work
+        ]
+        async with self._unit_of_work() as uow:
+            first_times = {
+                (source, event_id)
+                for source, event_id in await uow.session.execute(
+                    _record_events(self._processed), as_arrays(rows, _PROCESSED_COLUMNS)
+                )
+            }
+            applied = []
+            for item in work:
+                key = (item.event.source, item.event.id)
+                if key not in first_times:
+                    continue
+                first_times.discard(key)  # a duplicate within the batch is applied once
+                token = request_id_var.set(item.event.request_id)
+                try:
+                    await item.handler(uow, item.event)
+                except Exception as exc:
+                    raise HandlerFailed(item) from exc
+                finally:
+                    request_id_var.reset(token)
+                applied.append(item.event)
+            await uow.commit()
+        return applied
 
     async def apply(self, event: ReceivedEvent, handler: Handler, *, topic: str) -> bool:
         """Apply one event in one transaction; False when it had already been applied."""

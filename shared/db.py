@@ -6,10 +6,13 @@ may both have a table named ``pole`` in one Python process (the tests load all t
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     DateTime,
@@ -20,10 +23,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
+    cast,
     event,
+    func,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -148,3 +157,25 @@ def kernel_tables(metadata: MetaData) -> tuple[Table, Table]:
 
 
 OUTBOX_NOTIFY_CHANNEL = "outbox"
+
+
+@cache
+def bulk_insert(table: Table, columns: tuple[str, ...] | None = None) -> PgInsert:
+    """``INSERT INTO table (columns) SELECT … FROM unnest(one array per column)``.
+
+    One statement whatever the number of rows, with one text: prepared once per connection,
+    and a statement-level trigger runs once (an executemany would run one statement a row).
+    Execute it with :func:`as_arrays` of the rows; add ``on_conflict_*``/``returning`` to taste.
+    """
+    names = columns if columns is not None else tuple(column.name for column in table.c)
+    arrays = [
+        cast(bindparam(name, type_=ARRAY(table.c[name].type)), ARRAY(table.c[name].type))
+        for name in names
+    ]
+    given = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
+    return pg_insert(table).from_select(list(names), select(*(given.c[name] for name in names)))
+
+
+def as_arrays(rows: Sequence[Mapping[str, Any]], columns: Iterable[str]) -> dict[str, list[Any]]:
+    """The parameters of :func:`bulk_insert`: each column's values, in the rows' order."""
+    return {name: [row.get(name) for row in rows] for name in columns}

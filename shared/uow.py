@@ -11,9 +11,10 @@ the session's own work on every statement and at commit.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import cache
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import Insert, Table, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from shared.events.envelope import new_cloudevent, to_structured_json
 from shared.events.registry import EventPayload, topic_name
 from shared.logging import request_id_var
+
+T = TypeVar("T")
 
 
 @cache
@@ -35,6 +38,29 @@ class BaseUnitOfWork:
         self._outbox = outbox
         self._topic_prefix = topic_prefix
         self._pending: list[EventPayload] = []
+        self._attached: dict[type, Any] = {}
+        self._before_commit: list[Callable[[], Awaitable[object]]] = []
+
+    def _begin(self) -> None:
+        self._pending = []
+        self._attached = {}
+        self._before_commit = []
+
+    def attached(self, kind: type[T], make: Callable[[], T]) -> T:
+        """The one ``kind`` of this unit of work, made by ``make`` on first use: state that
+        lives as long as the transaction (a buffer, a cache), shared by what runs in it."""
+        if kind not in self._attached:
+            self._attached[kind] = make()
+        found: T = self._attached[kind]
+        return found
+
+    def before_commit(self, step: Callable[[], Awaitable[object]]) -> None:
+        """Run ``step`` inside the transaction when it commits, before the outbox rows."""
+        self._before_commit.append(step)
+
+    async def _run_before_commit(self) -> None:
+        for step in self._before_commit:
+            await step()
 
     def publish(self, payload: EventPayload) -> None:
         """Record an event to be written to the outbox when this unit of work commits."""
@@ -74,7 +100,7 @@ class UnitOfWork(BaseUnitOfWork):
 
     async def __aenter__(self) -> Self:
         self.session = self._session_factory()
-        self._pending = []
+        self._begin()
         return self
 
     async def __aexit__(
@@ -97,11 +123,13 @@ class UnitOfWork(BaseUnitOfWork):
     async def commit(self) -> None:
         # Outbox rows are inserted last, after the aggregate's own rows are locked, so that
         # two transactions on one aggregate get outbox ids in their commit order.
+        await self._run_before_commit()
         await self.flush_events()
         await self.session.commit()
+        self._begin()
 
     async def rollback(self) -> None:
-        self._pending = []
+        self._begin()
         await self.session.rollback()
 
 
@@ -121,7 +149,7 @@ class ConnectionUnitOfWork(BaseUnitOfWork):
 
     async def __aenter__(self) -> Self:
         self.connection = await self._engine.connect().start()
-        self._pending = []
+        self._begin()
         return self
 
     async def __aexit__(
@@ -130,7 +158,7 @@ class ConnectionUnitOfWork(BaseUnitOfWork):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._pending = []
+        self._begin()
         await self.connection.close()  # rolls back what was not committed
 
     async def flush_events(self) -> None:
@@ -140,5 +168,7 @@ class ConnectionUnitOfWork(BaseUnitOfWork):
 
     async def commit(self) -> None:
         # Outbox rows last, as in UnitOfWork.commit.
+        await self._run_before_commit()
         await self.flush_events()
         await self.connection.commit()
+        self._begin()

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from ledger.journal import Line, Posting, post, verify_chain
+from ledger.journal import Journal, Line, Posting, post, verify_chain
 from ledger.models import entry, entry_line
 from ledger.valuation import Context, Reference, value_completed, value_fee
 from ptce.testing.exchange import at, next_monday, parties
@@ -321,3 +321,53 @@ async def test_a_corrected_exchange_is_reversed_and_posted_again(books: Books) -
         assert (await verify_chain(session, provider.pole_id)).intact
     # Half a day: 40 € in money and 60 € in kind, each counted once.
     assert totals == {"monetary": Decimal("40.00"), "in_kind": Decimal("60.00")}
+
+
+async def test_a_batch_of_postings_is_chained_in_order_and_numbered_once_per_source(
+    books: Books,
+) -> None:
+    # What the ledger's consumer writes for a batch of events: several poles, books and
+    # journals in one transaction, a source already posted and a source twice in the batch.
+    poles = [uuid.uuid4(), uuid.uuid4()]
+    now = datetime.now(UTC)
+
+    def posting(n: int) -> Posting:
+        base = value_completed(_completed(_terms()), PARIS_CONTEXT)[n % 3]
+        return _with(base, source=f"batch:{n}")
+
+    async with books.runtime.session_factory() as session, session.begin():
+        assert await post(session, poles[0], posting(0), now=now) is not None
+    async with books.runtime.session_factory() as session, session.begin():
+        journal = Journal(session, now=now)
+        for n in (0, 1, 2, 3, 1, 4, 5):  # 0 posted already, 1 twice
+            journal.add(poles[n % 2], posting(n))
+        ids = await journal.flush()
+    assert [entry_id is not None for entry_id in ids] == [
+        False, True, True, True, False, True, True
+    ]  # fmt: skip
+    async with books.runtime.session_factory() as session:
+        rows = (
+            await session.execute(
+                select(entry.c.pole_id, entry.c.position, entry.c.source, entry.c.book_id,
+                       entry.c.journal, entry.c.number)
+                .where(entry.c.pole_id.in_(poles))
+                .order_by(entry.c.pole_id, entry.c.position)
+            )
+        ).all()  # fmt: skip
+    checks = []
+    for pole_id in poles:
+        async with books.runtime.session_factory() as session:
+            checks.append(await verify_chain(session, pole_id))
+    by_pole = {pole_id: [row.source for row in rows if row.pole_id == pole_id] for pole_id in poles}
+    assert by_pole == {
+        poles[0]: ["batch:0", "batch:2", "batch:4"],
+        poles[1]: ["batch:1", "batch:3", "batch:5"],
+    }
+    assert all(check.intact for check in checks)
+    assert [check.entries for check in checks] == [3, 3]
+    numbers: dict[tuple[uuid.UUID, str], list[int]] = {}
+    for row in rows:
+        numbers.setdefault((row.book_id, row.journal), []).append(row.number)
+    # Each book's journal numbered 1, 2, … without a gap.
+    assert all(sorted(found) == list(range(1, len(found) + 1)) for found in numbers.values())
+    assert sum(len(found) for found in numbers.values()) == 6

@@ -8,6 +8,10 @@ in the caller's transaction:
 3. the entry's hash, over the previous hash and the entry's content.
 The database checks the rest at commit: balanced lines per currency, at least two, and no
 update or delete ever (migration 0004).
+
+A :class:`Journal` does this for all the postings of a transaction at once (the ledger's
+consumer applies a batch of events in one transaction): a handful of statements for the
+whole batch instead of eight per posting.
 """
 
 from __future__ import annotations
@@ -15,18 +19,29 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import (
+    ARRAY,
+    String,
+    Uuid,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.chart import Flow
 from ledger.models import chain_head, entry, entry_counter, entry_line
+from shared.db import as_arrays, bulk_insert
 
 GENESIS = "0" * 64
 CENT = Decimal("0.01")
@@ -108,48 +123,140 @@ def chained_hash(previous_hash: str, content: bytes) -> str:
     return hashlib.sha256(previous_hash.encode() + content).hexdigest()
 
 
-async def already_posted(session: AsyncSession, posting: Posting) -> bool:
-    found = await session.scalar(
-        select(entry.c.id).where(
-            entry.c.source == posting.source, entry.c.book_id == posting.book_id
+class Journal:
+    """The postings of one transaction, written together (``flush``): the poles' chain heads
+    locked once, what was posted already read in one statement, the journals' numbers taken in
+    one, the entries inserted in one and their lines in one (the totals' trigger runs once).
+
+    Postings of a pole are written in the order they were added, which is their chain order.
+    A source already posted to a book (earlier, or earlier in the same flush) posts nothing.
+    """
+
+    def __init__(self, session: AsyncSession, *, now: datetime) -> None:
+        self._session = session
+        self._now = now
+        self._pending: list[tuple[uuid.UUID, Posting]] = []
+
+    def add(self, pole_id: uuid.UUID, posting: Posting) -> None:
+        self._pending.append((pole_id, posting))
+
+    async def flush(self) -> list[uuid.UUID | None]:
+        """Write what was added; for each posting its entry's id, None when its source had
+        already been posted to its book."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        heads = await self._locked_heads(sorted({pole_id for pole_id, _ in pending}))
+        # Read under the poles' locks: two deliveries of one source cannot both pass.
+        seen = await self._posted_sources([posting for _, posting in pending])
+        to_write: list[tuple[int, uuid.UUID, Posting]] = []
+        for index, (pole_id, posting) in enumerate(pending):
+            if (posting.source, posting.book_id) not in seen:
+                seen.add((posting.source, posting.book_id))
+                to_write.append((index, pole_id, posting))
+        ids: list[uuid.UUID | None] = [None] * len(pending)
+        if not to_write:
+            return ids
+        numbers = await self._numbers([posting for _, _, posting in to_write])
+        entry_rows: list[dict[str, Any]] = []
+        line_rows: list[dict[str, Any]] = []
+        for index, pole_id, posting in to_write:
+            position, last_hash = heads[pole_id]
+            number = next(numbers[_counter_key(posting)])
+            entry_row, lines = _rows(pole_id, posting, number, position + 1)
+            digest = chained_hash(last_hash, canonical(entry_row, lines))
+            entry_rows.append(
+                {**entry_row, "previous_hash": last_hash, "hash": digest, "posted_at": self._now}
+            )
+            line_rows.extend(lines)
+            heads[pole_id] = (position + 1, digest)
+            ids[index] = entry_row["id"]
+        await self._session.execute(_INSERT_ENTRIES, as_arrays(entry_rows, _ENTRY_COLUMNS))
+        await self._session.execute(_INSERT_LINES, as_arrays(line_rows, _LINE_COLUMNS))
+        for pole_id in {pole_id for _, pole_id, _ in to_write}:
+            position, last_hash = heads[pole_id]
+            await self._session.execute(
+                update(chain_head)
+                .where(chain_head.c.pole_id == pole_id)
+                .values(position=position, last_hash=last_hash)
+            )
+        return ids
+
+    async def _locked_heads(self, poles: list[uuid.UUID]) -> dict[uuid.UUID, tuple[int, str]]:
+        await self._session.execute(
+            _START_CHAINS,
+            {"pole_id": poles, "position": [0] * len(poles), "last_hash": [GENESIS] * len(poles)},
         )
-    )
-    return found is not None
+        rows = await self._session.execute(
+            select(chain_head.c.pole_id, chain_head.c.position, chain_head.c.last_hash)
+            .where(chain_head.c.pole_id == any_(bindparam("poles", poles, type_=ARRAY(Uuid))))
+            .order_by(chain_head.c.pole_id)
+            .with_for_update()
+        )
+        return {pole_id: (position, last_hash) for pole_id, position, last_hash in rows}
+
+    async def _posted_sources(self, postings: list[Posting]) -> set[tuple[str, uuid.UUID]]:
+        sources = sorted({posting.source for posting in postings})
+        rows = await self._session.execute(
+            select(entry.c.source, entry.c.book_id).where(
+                entry.c.source == any_(bindparam("sources", sources, type_=ARRAY(String)))
+            )
+        )
+        return {(source, book_id) for source, book_id in rows}
+
+    async def _numbers(self, postings: list[Posting]) -> dict[CounterKey, Iterator[int]]:
+        """The next numbers of each journal the postings go to, reserved in one statement
+        (counter rows locked until the commit; a rollback gives them back: no gap)."""
+        wanted = Counter(_counter_key(posting) for posting in postings)
+        keys = sorted(wanted)  # one lock order for every transaction
+        rows = await self._session.execute(
+            _RESERVE_NUMBERS,
+            as_arrays(
+                [{**key._asdict(), "last_number": wanted[key]} for key in keys], _COUNTER_COLUMNS
+            ),
+        )
+        numbers: dict[CounterKey, Iterator[int]] = {}
+        for book_id, journal, fiscal_year, last in rows:
+            key = CounterKey(book_id, journal, fiscal_year)
+            numbers[key] = iter(range(last - wanted[key] + 1, last + 1))
+        return numbers
 
 
-async def post(
-    session: AsyncSession, pole_id: uuid.UUID, posting: Posting, *, now: datetime
-) -> uuid.UUID | None:
-    """Post ``posting``; None when its source was already posted to that book."""
-    await session.execute(
-        pg_insert(chain_head)
-        .values(pole_id=pole_id, position=0, last_hash=GENESIS)
-        .on_conflict_do_nothing()
+_ENTRY_COLUMNS = tuple(column.name for column in entry.c)
+_LINE_COLUMNS = tuple(column.name for column in entry_line.c)
+_COUNTER_COLUMNS = tuple(column.name for column in entry_counter.c)
+_INSERT_ENTRIES = bulk_insert(entry)
+_INSERT_LINES = bulk_insert(entry_line)
+_START_CHAINS = bulk_insert(chain_head).on_conflict_do_nothing()
+_RESERVE_NUMBERS = (
+    bulk_insert(entry_counter)
+    .on_conflict_do_update(
+        index_elements=["book_id", "journal", "fiscal_year"],
+        set_={"last_number": entry_counter.c.last_number + literal_column("excluded.last_number")},
     )
-    head = (
-        await session.execute(
-            select(chain_head).where(chain_head.c.pole_id == pole_id).with_for_update()
-        )
-    ).one()
-    # Checked under the pole's lock: two deliveries of one source cannot both pass.
-    if await already_posted(session, posting):
-        return None
-    counter_key = {
-        "book_id": posting.book_id,
-        "journal": posting.journal,
-        "fiscal_year": posting.fiscal_year,
-    }
-    await session.execute(
-        pg_insert(entry_counter).values(**counter_key, last_number=0).on_conflict_do_nothing()
+    .returning(
+        entry_counter.c.book_id,
+        entry_counter.c.journal,
+        entry_counter.c.fiscal_year,
+        entry_counter.c.last_number,
     )
-    number = (
-        await session.execute(
-            update(entry_counter)
-            .where(*(entry_counter.c[name] == value for name, value in counter_key.items()))
-            .values(last_number=entry_counter.c.last_number + 1)
-            .returning(entry_counter.c.last_number)
-        )
-    ).scalar_one()
+)
+
+
+class CounterKey(NamedTuple):
+    book_id: uuid.UUID
+    journal: str
+    fiscal_year: int
+
+
+def _counter_key(posting: Posting) -> CounterKey:
+    return CounterKey(posting.book_id, posting.journal, posting.fiscal_year)
+
+
+def _rows(
+    pole_id: uuid.UUID, posting: Posting, number: int, position: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An entry's row (without its hashes) and its lines' rows."""
     entry_id = uuid.uuid4()
     entry_row: dict[str, Any] = {
         "id": entry_id,
@@ -162,7 +269,7 @@ async def post(
         "label": posting.label[:300],
         "source": posting.source,
         "reverses_id": posting.reverses_id,
-        "position": head.position + 1,
+        "position": position,
     }
     line_rows = [
         {
@@ -183,18 +290,16 @@ async def post(
         }
         for line_no, line in enumerate(posting.lines, start=1)
     ]
-    digest = chained_hash(head.last_hash, canonical(entry_row, line_rows))
-    await session.execute(
-        insert(entry).values(**entry_row, previous_hash=head.last_hash, hash=digest, posted_at=now)
-    )
-    # One statement for all the lines: the running totals' trigger runs once per posting.
-    await session.execute(insert(entry_line).values(line_rows))
-    await session.execute(
-        update(chain_head)
-        .where(chain_head.c.pole_id == pole_id)
-        .values(position=head.position + 1, last_hash=digest)
-    )
-    return entry_id
+    return entry_row, line_rows
+
+
+async def post(
+    session: AsyncSession, pole_id: uuid.UUID, posting: Posting, *, now: datetime
+) -> uuid.UUID | None:
+    """Post ``posting`` at once; None when its source was already posted to that book."""
+    journal = Journal(session, now=now)
+    journal.add(pole_id, posting)
+    return (await journal.flush())[0]
 
 
 def reversal_of(original: Any, lines: Sequence[Any], *, source: str, entry_date: date) -> Posting:

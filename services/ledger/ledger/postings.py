@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledger.journal import Posting, post, reversal_of
+from ledger.journal import Journal, Posting, reversal_of
 from ledger.models import entry, entry_line, pole, valuation_reference
 from ledger.valuation import (
     VOLUNTEER_HOUR,
@@ -61,37 +61,65 @@ async def reference_on(
     return Reference(row.code, row.amount, row.valid_from) if row is not None else None
 
 
-async def _context(session: AsyncSession, snapshot: RequestSnapshot) -> Context:
+class _Contexts:
+    """The valuation contexts read in one transaction (a batch of events of a few poles and
+    days reads each once); the transaction's snapshot of them, so never stale within it."""
+
+    def __init__(self) -> None:
+        self.by_pole_and_day: dict[tuple[uuid.UUID, date], Context] = {}
+
+
+async def _context(uow: UnitOfWork, snapshot: RequestSnapshot) -> Context:
+    moment = snapshot.end if snapshot.end is not None else snapshot.changed_at
+    key = (snapshot.pole_id, moment.date())
+    contexts = uow.attached(_Contexts, _Contexts).by_pole_and_day
+    if key in contexts:
+        return contexts[key]
+    session = uow.session
     pole_row = (await session.execute(select(pole).where(pole.c.id == snapshot.pole_id))).first()
     if pole_row is None:
         raise PoleNotCopiedYet(str(snapshot.pole_id))
-    moment = snapshot.end if snapshot.end is not None else snapshot.changed_at
-    return Context(
+    contexts[key] = Context(
         time_zone=pole_row.time_zone,
         rules=ExchangeRules.model_validate(pole_row.exchange_rules or {}),
         volunteer_hour=await reference_on(session, snapshot.pole_id, VOLUNTEER_HOUR, moment.date()),
     )
+    return contexts[key]
 
 
-async def _post_all(uow: UnitOfWork, pole_id: uuid.UUID, postings: list[Posting]) -> None:
-    now = utcnow()
+def journal_of(uow: UnitOfWork) -> Journal:
+    """The transaction's journal: postings added to it are written when the unit of work
+    commits, all of them together."""
+
+    def new_journal() -> Journal:
+        journal = Journal(uow.session, now=utcnow())
+        uow.before_commit(journal.flush)
+        return journal
+
+    return uow.attached(Journal, new_journal)
+
+
+def _post_all(uow: UnitOfWork, pole_id: uuid.UUID, postings: list[Posting]) -> None:
+    journal = journal_of(uow)
     for posting in postings:
-        await post(uow.session, pole_id, posting, now=now)
+        journal.add(pole_id, posting)
 
 
 async def on_completed(uow: UnitOfWork, event: ReceivedEvent) -> None:
     snapshot = event.payload
     assert isinstance(snapshot, RequestSnapshot)
-    context = await _context(uow.session, snapshot)
-    await _post_all(uow, snapshot.pole_id, value_completed(snapshot, context))
+    context = await _context(uow, snapshot)
+    _post_all(uow, snapshot.pole_id, value_completed(snapshot, context))
 
 
 async def on_corrected(uow: UnitOfWork, event: ReceivedEvent) -> None:
     """Reverse what the exchange's earlier versions posted, then post the corrected figures."""
     snapshot = event.payload
     assert isinstance(snapshot, RequestSnapshot)
-    context = await _context(uow.session, snapshot)
-    session, now = uow.session, utcnow()
+    context = await _context(uow, snapshot)
+    journal = journal_of(uow)
+    await journal.flush()  # what this transaction posted already is read below
+    session = uow.session
     reversed_ids = select(entry.c.reverses_id).where(entry.c.reverses_id.is_not(None))
     earlier = (
         await session.execute(
@@ -119,15 +147,15 @@ async def on_corrected(uow: UnitOfWork, event: ReceivedEvent) -> None:
             source=f"{original.source}:reversed-by-v{snapshot.version}",
             entry_date=exchange_day(snapshot, context.time_zone),
         )
-        await post(session, snapshot.pole_id, reversal, now=now)
-    await _post_all(uow, snapshot.pole_id, value_completed(snapshot, context))
+        journal.add(snapshot.pole_id, reversal)
+    _post_all(uow, snapshot.pole_id, value_completed(snapshot, context))
 
 
 async def on_cancelled_or_missed(uow: UnitOfWork, event: ReceivedEvent) -> None:
     snapshot = event.payload
     assert isinstance(snapshot, RequestSnapshot)
-    context = await _context(uow.session, snapshot)
-    await _post_all(uow, snapshot.pole_id, value_fee(snapshot, context))
+    context = await _context(uow, snapshot)
+    _post_all(uow, snapshot.pole_id, value_fee(snapshot, context))
 
 
 async def on_reference(uow: UnitOfWork, event: ReceivedEvent) -> None:
