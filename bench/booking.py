@@ -1511,7 +1511,7 @@ def render(results: Results, args: argparse.Namespace, srv: Servers) -> str:
         f"services    catalog: `ptce serve catalog` (1 process); exchange: uvicorn "
         f"--workers {results.deployment.workers}{', sampled (--profile)' if args.profile else ''}"
         f"{', relay + consumer in `ptce worker`' if args.worker_process else ''}, "
-        f"127.0.0.1; db_pool_size={settings.db_pool_size} (+{settings.db_pool_size} overflow) "
+        f"127.0.0.1; db_pool_size={settings.db_pool_size} (+{settings.db_pool_size // 2} overflow) "
         f"per worker; LOG_LEVEL={settings.log_level} LOG_FORMAT={settings.log_format}",
         f"setup       pole via `ptce pole create`, {PROVIDERS} providers, "
         f"{len(results.world.requesters)} requesters, {args.clients} clients (own tokens), "

@@ -289,11 +289,11 @@ class Probe:
 
         _patch(consumer, "apply_batch", traced_apply_batch)
 
-        commit: Callable[[Any, Any, int], Awaitable[None]] = consumer._commit
+        commit: Callable[[Any, Any], Awaitable[None]] = consumer._commit
 
-        async def traced_commit(kafka_consumer: Any, tp: Any, offset: int) -> None:
+        async def traced_commit(kafka_consumer: Any, offsets: Any) -> None:
             started = time.perf_counter()
-            await commit(kafka_consumer, tp, offset)
+            await commit(kafka_consumer, offsets)
             self.offset_commits.append((started, time.perf_counter() - started))
 
         _patch(consumer, "_commit", traced_commit)
@@ -520,7 +520,7 @@ def breakdown(phase: Phase, probe: Probe, title: str, *, notify: bool) -> list[s
     commits = [
         seconds for started, seconds in probe.offset_commits if phase.start <= started <= phase.end
     ]
-    lines.append(_row("(after each batch) consumer offset commit", commits))
+    lines.append(_row("(every CONSUMER_COMMIT_INTERVAL_SECONDS) consumer offset commit", commits))
     batches = [b for b in probe.relay_batches if phase.start <= b[0] <= phase.end]
     handling = sum(
         t["applied"] - t["handling"] for t in timelines if {"handling", "applied"} <= t.keys()
@@ -562,7 +562,8 @@ def render(
         f"partitions={settings.kafka_topic_partitions}, "
         f"outbox_batch_size={settings.outbox_batch_size},",
         f"            consumer getmany timeout {CONSUMER_POLL_MS} ms, "
-        f"relay safety poll {SAFETY_POLL_SECONDS:g} s, offsets committed after each batch",
+        f"relay safety poll {SAFETY_POLL_SECONDS:g} s, "
+        f"offsets committed every {settings.consumer_commit_interval_seconds:g} s",
         rule,
         _header("latency (ms)"),
         _row("commit → apply, sequential", seq_latencies),

@@ -205,9 +205,10 @@ class Servers:
     commit_clock: bool  # track_commit_timestamp is on: the lag is measured between commits
 
 
-def _track_commit_timestamps(infra: Infra) -> bool:
-    """Turn on ``track_commit_timestamp`` on an embedded server (a restart); on a server from
-    the environment, only tell whether it is on."""
+def _track_commit_timestamps(infra: Infra, *, statements: bool = False) -> bool:
+    """Turn on ``track_commit_timestamp`` on an embedded server (a restart), and with
+    ``statements`` load ``pg_stat_statements``; on a server from the environment, only tell
+    whether it is on."""
 
     async def setting(statement: str | None) -> bool:
         conn = await asyncpg.connect(infra.database_url("postgres", driver="postgresql"))
@@ -221,16 +222,18 @@ def _track_commit_timestamps(infra: Infra) -> bool:
     if infra.postgres is None:
         return asyncio.run(setting(None))
     asyncio.run(setting("ALTER SYSTEM SET track_commit_timestamp = on"))
+    if statements:
+        asyncio.run(setting("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"))
     infra.postgres.stop()
     infra.postgres.start()
     return asyncio.run(setting(None))
 
 
 @contextlib.contextmanager
-def bench_servers() -> Iterator[Servers]:
+def bench_servers(*, statements: bool = False) -> Iterator[Servers]:
     """The test harness's servers (and migrated templates), stopped on every way out."""
     with server_dir() as root, contextlib.contextmanager(_infra)(root) as infra:
-        commit_clock = _track_commit_timestamps(infra)
+        commit_clock = _track_commit_timestamps(infra, statements=statements)
         yield Servers(
             infra,
             postgres="embedded, fsync=off, synchronous_commit=off"
@@ -827,6 +830,7 @@ class Results:
     load_average: tuple[tuple[float, float, float], tuple[float, float, float]]
     settings: dict[str, ServiceSettings]
     warnings: Warnings
+    statements: list[str] | None = None
 
 
 async def _backends(system: System) -> dict[int, tuple[str, float]]:
@@ -849,16 +853,70 @@ async def _backends(system: System) -> dict[int, tuple[str, float]]:
     }
 
 
+STATEMENTS_TOP = 25
+
+
+async def _analyze(system: System) -> None:
+    """ANALYZE the services' databases, as autovacuum does on a running system.
+
+    They start empty: a statement prepared then keeps the plan made for an empty table (a
+    sequential scan) until the table is first analyzed, which autovacuum does within a
+    minute or so. The ledger's postings cost 1.7 ms, 3.4 ms, then 5.3 ms per exchange each
+    half-minute until then, and 1 ms after. A pole in operation has current statistics.
+    """
+    for service in SERVICES:
+        conn = await asyncpg.connect(dsn(system, service))
+        try:
+            await conn.execute("ANALYZE")
+        finally:
+            await conn.close()
+
+
+async def _statements(system: System, *, reset: bool) -> list[str]:
+    """``pg_stat_statements``: reset it, or its top statements by time since the reset."""
+    conn = await asyncpg.connect(dsn(system, "exchange"))
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        if reset:
+            await conn.execute("SELECT pg_stat_statements_reset()")
+            return []
+        databases = {system.settings[s].database_url.rsplit("/", 1)[1]: s for s in SERVICES}
+        rows = await conn.fetch(
+            "SELECT d.datname, s.calls, s.total_exec_time, s.rows, s.query"
+            " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+            " ORDER BY s.total_exec_time DESC LIMIT $1",
+            STATEMENTS_TOP,
+        )
+    finally:
+        await conn.close()
+    return [
+        f"  {databases.get(row['datname'], row['datname']):<9}{row['calls']:>9}"
+        f"{row['total_exec_time'] / 1000:>9.2f}{1000 * row['total_exec_time'] / row['calls']:>9.0f}"
+        f"{row['rows'] / row['calls']:>7.1f}  {' '.join(row['query'].split())[:110]}"
+        for row in rows
+    ]
+
+
 async def _measure_cpu(
-    meter: CpuMeter, system: System, window: Window, into: dict[str, Cpu]
+    meter: CpuMeter,
+    system: System,
+    window: Window,
+    into: dict[str, Cpu],
+    statements: list[str] | None = None,
 ) -> None:
     """The CPU of each component during the window; PostgreSQL's split by the database its
-    backends serve (a backend that ended during the window is not counted there)."""
+    backends serve (a backend that ended during the window is not counted there); with
+    ``statements``, what pg_stat_statements saw during the window goes there."""
     await asyncio.sleep(max(0.0, window.measured_from - time.time()))
+    await _analyze(system)
     meter.start()
     before = await _backends(system)
+    if statements is not None:
+        await _statements(system, reset=True)
     await asyncio.sleep(max(0.0, window.measured_to - time.time()))
     into.update(meter.stop())
+    if statements is not None:
+        statements.extend(await _statements(system, reset=False))
     used: dict[str, float] = defaultdict(float)
     for pid, (service, seconds) in (await _backends(system)).items():
         used[service] += seconds - before.get(pid, (service, 0.0))[1]
@@ -894,10 +952,11 @@ async def run(servers: Servers, args: argparse.Namespace, logs: Path) -> Results
         )
         load_before = os.getloadavg()
         cpu: dict[str, Cpu] = {}
+        statements: list[str] | None = [] if args.statements else None
         ttl = system.settings["catalog"].auth_token_ttl_seconds
         background = [
             asyncio.create_task(memory.run()),
-            asyncio.create_task(_measure_cpu(meter, system, window, cpu)),
+            asyncio.create_task(_measure_cpu(meter, system, window, cpu, statements)),
             asyncio.create_task(progress(load, memory, window, 60.0 if args.soak else 10.0)),
             asyncio.create_task(
                 renew_tokens(system.http["catalog"], world.members, max(30.0, ttl / 2))
@@ -934,6 +993,7 @@ async def run(servers: Servers, args: argparse.Namespace, logs: Path) -> Results
             load_average=(load_before, load_after),
             settings=dict(system.settings),
             warnings=read_warnings(logs),
+            statements=statements,
         )
 
 
@@ -1155,7 +1215,7 @@ def render(results: Results) -> str:
         f"servers     PostgreSQL: {results.servers.postgres}; broker: {results.servers.broker}",
         f"services    `ptce serve SERVICE --workers {args.workers}` each (relay and consumers "
         f"inside), HTTP_RATE_LIMIT_PER_SECOND=0, db_pool_size={exchange_settings.db_pool_size} "
-        f"(+{exchange_settings.db_pool_size} overflow) per process, LOG_LEVEL="
+        f"(+{exchange_settings.db_pool_size // 2} overflow) per process, LOG_LEVEL="
         f"{exchange_settings.log_level}, LOG_FORMAT=console (as the harness runs them)",
         f"pole        {len(world.providers)} providers with {len(world.offers)} offers "
         f"(rooms by the day, projectors by the loan, capacity 1; {approvals} on approval), "
@@ -1223,6 +1283,14 @@ def render(results: Results) -> str:
         *_cpu_lines(results, posted, answers),
         rule,
     ]
+    if results.statements is not None:
+        lines += [
+            "statements  pg_stat_statements during the window, by total time "
+            f"(top {STATEMENTS_TOP}; {posted} exchanges posted)",
+            f"  {'database':<9}{'calls':>9}{'total s':>9}{'mean us':>9}{'rows':>7}  query",
+            *results.statements,
+            rule,
+        ]
     reconciled = results.reconciled
     kinds = Counter(_kind(d.problem) for d in reconciled.differences)
     lines.append(
@@ -1353,6 +1421,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--seed", default=None, help="random seed (default: a new one)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the services' logs")
+    parser.add_argument(
+        "--statements", action="store_true",
+        help="load pg_stat_statements (embedded server) and print the window's top statements",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.minutes is None:
         args.minutes = SOAK_MINUTES if args.soak else 3.0
@@ -1368,7 +1440,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     configure_logging(service="bench", level="WARNING", fmt="console")
     try:
-        with service_logs(keep=args.keep_logs) as logs, bench_servers() as servers:
+        with (
+            service_logs(keep=args.keep_logs) as logs,
+            bench_servers(statements=args.statements) as servers,
+        ):
             results = asyncio.run(run(servers, args, logs))
     except KeyboardInterrupt:
         print("interrupted; services and servers stopped", file=sys.stderr)

@@ -10,8 +10,11 @@ For each batch of messages a poll returns, in partition order:
    transaction. Should anything in the batch fail, the transaction is rolled back and the
    batch is applied again one event per transaction, as below, so that one bad event
    cannot hold back or take down the others;
-3. only after that commit, commit the Kafka offsets (manual commits; a rebalance
-   listener waits for the batch in progress before partitions move).
+3. only after that commit, commit the Kafka offsets (manual commits), at most every
+   ``CONSUMER_COMMIT_INTERVAL_SECONDS`` and whenever the consumer is idle: an offset commit
+   costs the broker and the consumer a round trip or two, and a restart that re-reads a
+   fraction of a second of events only finds duplicates. Before partitions move, a rebalance
+   listener waits for the batch in progress and commits what is pending for them.
 
 One transaction per batch rather than per event is what lets a consumer keep up with a
 busy topic: one commit, and whatever a handler defers to the commit (the ledger's postings
@@ -27,6 +30,7 @@ or a reordering never sends good events to the dead-letter topic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -51,6 +55,7 @@ log = get_logger(__name__)
 Handler = Callable[[UnitOfWork, ReceivedEvent], Awaitable[None]]
 AfterApply = Callable[[ReceivedEvent], Awaitable[None]]
 MAX_INFRA_BACKOFF_SECONDS = 5.0
+FINAL_COMMIT_SECONDS = 1.0
 
 
 class NotApplicableYet(RuntimeError):
@@ -179,9 +184,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owner = owner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # Wait for the batch in progress: its offsets are committed before the partitions move.
+        # Wait for the batch in progress: offsets are committed before the partitions move.
         async with self._owner.processing:
-            pass
+            await self._owner.commit_pending(only=set(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("partitions_assigned", consumer=self._owner.group_id, partitions=len(assigned))
@@ -218,6 +223,9 @@ class IdempotentConsumer:
         self.dead_lettered_total = 0
         # Offsets this consumer committed, by partition: how far it has surely got.
         self.committed: dict[TopicPartition, int] = {}
+        # Offsets applied but not committed yet; those of partitions that move are dropped.
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._last_commit = 0.0
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq_producer: AIOKafkaProducer | None = None
 
@@ -234,10 +242,14 @@ class IdempotentConsumer:
                     raise
                 except Exception as exc:
                     log.warning("consumer_restart", consumer=self.group_id, error=repr(exc))
+                    self._uncommitted.clear()  # positions a rebuilt consumer must not commit
                     await self._stop()
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, MAX_INFRA_BACKOFF_SECONDS)
         finally:
+            with contextlib.suppress(Exception):  # best effort: what is not committed is re-read
+                async with asyncio.timeout(FINAL_COMMIT_SECONDS):
+                    await self.commit_pending()
             await self._stop()
 
     async def _start(self) -> None:
@@ -263,24 +275,48 @@ class IdempotentConsumer:
         assert self._consumer is not None
         consumer = self._consumer
         watchdog = _Watchdog(self, consumer)
+        clock = asyncio.get_running_loop().time
         while True:
             batch = await consumer.getmany(timeout_ms=500)
             if not batch:
+                async with self.processing:
+                    await self.commit_pending()
                 await watchdog.check()
                 continue
             async with self.processing:
                 await self._handle_batch([m for messages in batch.values() for m in messages])
                 for tp, messages in batch.items():
-                    await self._commit(consumer, tp, messages[-1].offset + 1)
+                    self._uncommitted[tp] = messages[-1].offset + 1
+                if clock() - self._last_commit >= self.settings.consumer_commit_interval_seconds:
+                    await self.commit_pending()
             watchdog.progressed()
 
-    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+    async def commit_pending(self, *, only: set[TopicPartition] | None = None) -> None:
+        """Commit the offsets applied and not yet committed (of ``only`` those partitions),
+        for the partitions this consumer still holds; those it no longer holds are dropped:
+        committed late, in a later generation, they could move the group's offsets back."""
+        consumer = self._consumer
+        if consumer is None:
+            self._uncommitted.clear()
+            return
+        held = consumer.assignment()
+        offsets = {
+            tp: offset
+            for tp, offset in self._uncommitted.items()
+            if (only is None or tp in only) and tp in held
+        }
+        for tp in list(self._uncommitted):
+            if only is None or tp in only:
+                del self._uncommitted[tp]
+        self._last_commit = asyncio.get_running_loop().time()
+        if offsets:
+            await self._commit(consumer, offsets)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await self.ensure_offsets_kept(consumer, [tp])
-            await bounded(
-                consumer.commit({tp: offset}), self.settings.kafka_timeout_seconds, "commit"
-            )
-            self.committed[tp] = offset
+            await self.ensure_offsets_kept(consumer, sorted(offsets))
+            await bounded(consumer.commit(offsets), self.settings.kafka_timeout_seconds, "commit")
+            self.committed.update(offsets)
         except ConsumerStuck:
             raise
         except Exception as exc:

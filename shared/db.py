@@ -84,7 +84,10 @@ def create_engine(
     engine = create_async_engine(
         database_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # Connections beyond pool_size are closed when given back: under a steady load that
+        # churns connections (a new one costs a TLS attempt, type introspection and statements
+        # prepared again). So the pool is sized for the load, and the overflow kept for bursts.
+        max_overflow=pool_size // 2,
         # A server that went away must fail a request quickly (503), not hang it.
         connect_args={
             "timeout": 5,

@@ -64,6 +64,14 @@ class KernelSettings(BaseSettings):
         gt=0,
         description="First back-off between tries; doubles each time.",
     )
+    consumer_commit_interval_seconds: float = Field(
+        validation_alias="CONSUMER_COMMIT_INTERVAL_SECONDS",
+        default=0.2,
+        ge=0,
+        description="A consumer commits its Kafka offsets at most this often (and when idle, "
+        "before its partitions move, at shutdown); 0: after every batch. Events are applied "
+        "idempotently: a restart re-reads at most this much and ignores it.",
+    )
     consumer_watchdog_interval_seconds: float = Field(
         validation_alias="CONSUMER_WATCHDOG_INTERVAL_SECONDS",
         default=5.0,
@@ -167,7 +175,10 @@ class ServiceSettings(KernelSettings):
         "set false when they run as `ptce worker`.",
     )
     db_pool_size: int = Field(
-        default=10, ge=1, description="Database connections kept per process."
+        default=20,
+        ge=1,
+        description="Database connections kept open per process; up to half as many more "
+        "are opened in a burst, and closed after it.",
     )
     db_idle_in_transaction_timeout_seconds: float = Field(
         default=10.0,

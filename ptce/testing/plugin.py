@@ -154,7 +154,7 @@ async def settings_factory(infra: Infra, topic_prefix: str) -> AsyncIterator[Set
             kafka_timeout_seconds=5.0,
             scheduler_interval_seconds=0.5,
             consumer_retry_backoff_seconds=0.05,
-            db_pool_size=5,
+            db_pool_size=8,
         )
         if not topics_ready:
             await create_topics(settings, topics=all_topics(topic_prefix))

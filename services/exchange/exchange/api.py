@@ -326,7 +326,7 @@ def _mover(action: str) -> Any:
         response: Response,
         body: MoveBody | None = None,
     ) -> RequestOut:
-        async with runtime.uow() as uow:
+        async with runtime.connection_uow() as uow:
             row = await move(uow, principal, request_id, action, body or MoveBody())
             await uow.commit()
         return request_answer(row, response)

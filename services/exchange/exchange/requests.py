@@ -644,11 +644,6 @@ async def move_where(
     return list(rows)
 
 
-async def _reload(session: AsyncSession, request_id: uuid.UUID) -> Any:
-    statement = select(booking_request).where(booking_request.c.id == request_id)
-    return (await session.execute(statement)).one()
-
-
 def request_fields(row: Any) -> dict[str, Any]:
     """A request row as the fields its API answer and its events share."""
     return {
@@ -677,14 +672,14 @@ def snapshot(kind: type[RequestSnapshot], row: Any) -> RequestSnapshot:
 
 
 async def request_of_pole(
-    session: AsyncSession, principal: Principal, request_id: uuid.UUID, *, lock: bool = False
+    db: Database, principal: Principal, request_id: uuid.UUID, *, lock: bool = False
 ) -> Any:
     statement = select(booking_request).where(
         booking_request.c.id == request_id, booking_request.c.pole_id == principal.pole_id
     )
     if lock:
         statement = statement.with_for_update()
-    row = (await session.execute(statement)).first()
+    row = (await db.execute(statement)).first()
     sees = row is not None and (
         principal.role in (Role.coordinator, Role.auditor)
         or principal.member_id in (row.provider_id, row.requester_id)
@@ -695,10 +690,15 @@ async def request_of_pole(
 
 
 async def move(
-    uow: UnitOfWork, principal: Principal, request_id: uuid.UUID, action: str, body: MoveBody
+    uow: UnitOfWork | ConnectionUnitOfWork,
+    principal: Principal,
+    request_id: uuid.UUID,
+    action: str,
+    body: MoveBody,
 ) -> Any:
-    session = uow.session
-    row = await request_of_pole(session, principal, request_id, lock=True)
+    """Move a request (``action``) for ``principal``, with its event; the moved row."""
+    db: Database = uow.session if isinstance(uow, UnitOfWork) else uow.connection
+    row = await request_of_pole(db, principal, request_id, lock=True)
     target = ALLOWED.get(row.state, {}).get(action)
     if target is None:
         raise Conflict(
@@ -721,28 +721,32 @@ async def move(
             extra={"state": row.state, "allowed": sorted(ALLOWED[row.state])},
         )
     if action == "cancel":
-        late_within = timedelta(hours=(await _rules(session, row.pole_id)).late_cancellation_hours)
+        late_within = timedelta(hours=(await _rules(db, row.pole_id)).late_cancellation_hours)
         changes["late"] = row.period is not None and now > row.period.lower - late_within
     if action == "complete":
         changes["quantity_used"] = (
             body.quantity_used if body.quantity_used is not None else row.quantity
         )
     if target == "accepted":
-        offer_row = (await session.execute(select(offer).where(offer.c.id == row.offer_id))).one()
+        offer_row = (await db.execute(select(offer).where(offer.c.id == row.offer_id))).one()
         currency = (
-            await session.execute(select(pole.c.currency).where(pole.c.id == row.pole_id))
+            await db.execute(select(pole.c.currency).where(pole.c.id == row.pole_id))
         ).scalar_one()
         changes["terms"] = freeze_terms(offer_row, row.quantity, currency).model_dump(mode="json")
-    await session.execute(
-        update(booking_request).where(booking_request.c.id == row.id).values(**changes)
-    )
-    moved = await _reload(session, row.id)
+    moved = (
+        await db.execute(
+            update(booking_request)
+            .where(booking_request.c.id == row.id)
+            .values(**changes)
+            .returning(*booking_request.c)
+        )
+    ).one()
     uow.publish(snapshot(EVENTS[target], moved))
     return moved
 
 
-async def _rules(session: AsyncSession, pole_id: uuid.UUID) -> ExchangeRules:
-    return rules_of(await pole_of(session, pole_id))
+async def _rules(db: Database, pole_id: uuid.UUID) -> ExchangeRules:
+    return rules_of(await pole_of(db, pole_id))
 
 
 async def object_to_completion(
@@ -761,12 +765,14 @@ async def object_to_completion(
         )
     if row.objection is not None:
         raise Conflict("Someone already objected to its automatic completion.")
-    await session.execute(
-        update(booking_request)
-        .where(booking_request.c.id == row.id)
-        .values(objection=reason, version=row.version + 1, updated_at=utcnow())
-    )
-    objected = await _reload(session, row.id)
+    objected = (
+        await session.execute(
+            update(booking_request)
+            .where(booking_request.c.id == row.id)
+            .values(objection=reason, version=row.version + 1, updated_at=utcnow())
+            .returning(*booking_request.c)
+        )
+    ).one()
     uow.publish(snapshot(RequestObjected, objected))
     return objected
 
