@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -328,6 +329,51 @@ async def test_a_consumer_killed_before_committing_its_offset_does_not_apply_twi
         assert survivor.applied_total == 0
         assert await pole_count(exchange, pole.id) == 1
     finally:
+        await exchange.stop()
+
+
+async def test_a_batch_is_applied_in_one_transaction_and_its_offsets_committed_when_idle(
+    service_settings: SettingsFactory, runtimes: Runtimes
+) -> None:
+    catalog = await runtimes(CATALOG, await service_settings("catalog"))
+    # Offsets committed only when the consumer is idle, or it stops: never by the interval.
+    exchange_settings = (await service_settings("exchange")).model_copy(
+        update={"consumer_commit_interval_seconds": 3600.0}
+    )
+    exchange = ServiceRuntime(EXCHANGE, exchange_settings)
+    spec = ConsumerSpec(
+        name="catalog-copy",
+        handlers={PoleRegistered.event_spec.type: pole_copy_handler(exchange_pole)},
+    )
+    batches: list[int] = []
+    first = _consumer(exchange, spec)
+    apply_batch = first.apply_batch
+
+    async def counted(work: list[Any]) -> list[ReceivedEvent]:
+        batches.append(len(work))
+        return await apply_batch(work)
+
+    first.apply_batch = counted  # type: ignore[method-assign]
+    poles = [
+        await register_pole(catalog.uow(), RegisterPole(name=f"Pôle en lot {n}")) for n in range(6)
+    ]
+
+    async def all_sent() -> bool:
+        return await unpublished(catalog) == 0
+
+    await eventually(all_sent)
+    task = asyncio.create_task(first.run())
+    try:
+        await eventually(lambda: _is(first.applied_total, 6), timeout=60)
+        # Committed although the interval never came: the consumer was idle.
+        await eventually(lambda: caught_up(first, exchange_settings))
+        # Published before the consumer started: they came in polls of several events.
+        assert max(batches, default=0) > 1
+        assert all([await pole_count(exchange, pole.id) == 1 for pole in poles])
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         await exchange.stop()
 
 
