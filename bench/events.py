@@ -274,9 +274,9 @@ class Probe:
 
         apply: Callable[..., Awaitable[bool]] = consumer.apply
 
-        async def traced_apply(event: ReceivedEvent, *args: Any, **kwargs: Any) -> bool:
-            self.mark(event.subject or event.id, "applying")
-            return await apply(event, *args, **kwargs)
+        async def traced_apply(item: Any) -> bool:
+            self.mark(item.event.subject or item.event.id, "applying")
+            return await apply(item)
 
         _patch(consumer, "apply", traced_apply)
 

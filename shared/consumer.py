@@ -38,7 +38,6 @@ from functools import cache
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -386,22 +385,21 @@ class IdempotentConsumer:
             token = request_id_var.set(item.event.request_id)
             try:
                 # The batch was the failed event's first attempt: retries stay bounded.
-                await self._apply_with_retries(
-                    item.message, item.event, item.handler, failures=int(item is failed)
-                )
+                await self._apply_with_retries(item, failures=int(item is failed))
             finally:
                 request_id_var.reset(token)
 
-    async def _apply_with_retries(
-        self, message: ConsumerRecord, event: ReceivedEvent, handler: Handler, *, failures: int = 0
-    ) -> None:
+    async def _apply_with_retries(self, item: Work, *, failures: int = 0) -> None:
+        message, event = item.message, item.event
         infra_backoff = self.settings.consumer_retry_backoff_seconds
         while True:
             try:
-                applied = await self.apply(event, handler, topic=message.topic)
+                applied = await self.apply(item)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as raised:
+                exc = raised.__cause__ if isinstance(raised, HandlerFailed) else raised
+                assert exc is not None
                 if _waits(exc):
                     log.warning("event_waits", event_id=event.id, error=repr(exc))
                     await asyncio.sleep(infra_backoff)
@@ -469,27 +467,9 @@ class IdempotentConsumer:
             await uow.commit()
         return applied
 
-    async def apply(self, event: ReceivedEvent, handler: Handler, *, topic: str) -> bool:
-        """Apply one event in one transaction; False when it had already been applied."""
-        async with self._unit_of_work() as uow:
-            first_time = await uow.session.scalar(
-                insert(self._processed)
-                .values(
-                    source=event.source,
-                    event_id=event.id,
-                    event_type=event.type,
-                    topic=topic,
-                    consumer=self.spec.name,
-                    outcome="applied",
-                )
-                .on_conflict_do_nothing()
-                .returning(self._processed.c.event_id)
-            )
-            if first_time is None:
-                return False
-            await handler(uow, event)
-            await uow.commit()
-        return True
+    async def apply(self, item: Work) -> bool:
+        """Apply one event in its own transaction; False when it had already been applied."""
+        return bool(await self.apply_batch([item]))
 
     async def _dead_letter(self, message: ConsumerRecord, reason: str) -> None:
         """Send a message to the dead-letter topic; wait as long as it takes to be acknowledged."""
