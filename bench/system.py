@@ -130,6 +130,7 @@ from bench.booking import (
 )
 from bench.events import _interrupt, percentile
 from ledger.trust import Reconciliation, reconcile
+from ptce.embedded import use_embedded_broker_settings
 from ptce.testing.api import Caller, get_token, room
 from ptce.testing.helpers import eventually
 from ptce.testing.plugin import (
@@ -233,6 +234,8 @@ def _track_commit_timestamps(infra: Infra, *, statements: bool = False) -> bool:
 def bench_servers(*, statements: bool = False) -> Iterator[Servers]:
     """The test harness's servers (and migrated templates), stopped on every way out."""
     with server_dir() as root, contextlib.contextmanager(_infra)(root) as infra:
+        if infra.broker is not None:
+            use_embedded_broker_settings()
         commit_clock = _track_commit_timestamps(infra, statements=statements)
         yield Servers(
             infra,
@@ -831,6 +834,7 @@ class Results:
     settings: dict[str, ServiceSettings]
     warnings: Warnings
     statements: list[str] | None = None
+    broker_writes: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
 async def _backends(system: System) -> dict[int, tuple[str, float]]:
@@ -854,6 +858,30 @@ async def _backends(system: System) -> dict[int, tuple[str, float]]:
 
 
 STATEMENTS_TOP = 25
+
+_BROKER_WRITES = (
+    "SELECT count(*) AS events,"
+    " count(DISTINCT (published_at, kafka_partition)) AS batches,"
+    " count(DISTINCT kafka_partition) AS partitions"
+    " FROM outbox WHERE published_at IS NOT NULL"
+)
+
+
+async def _broker_writes(system: System) -> dict[str, tuple[int, int, int]]:
+    """Per service: events its relay published, in how many record batches, to how many
+    partitions. A publication's rows for one partition go in one produce request, so one
+    batch; the embedded broker keeps each batch as an object and its fetches cost more the
+    more objects a partition holds (docs/events.md)."""
+    found = {}
+    for service in SERVICES:
+        conn = await asyncpg.connect(dsn(system, service))
+        try:
+            row = await conn.fetchrow(_BROKER_WRITES)
+        finally:
+            await conn.close()
+        assert row is not None
+        found[service] = (row["events"], row["batches"], row["partitions"])
+    return found
 
 
 async def _analyze(system: System) -> None:
@@ -976,6 +1004,7 @@ async def run(servers: Servers, args: argparse.Namespace, logs: Path) -> Results
         memory.sample()
         commits = await read_commits(system, world.pole_id, commit_clock=servers.commit_clock)
         reconciled = await reconciliation(system, world.pole_id)
+        writes = await _broker_writes(system)
         return Results(
             args=args,
             servers=servers,
@@ -994,6 +1023,7 @@ async def run(servers: Servers, args: argparse.Namespace, logs: Path) -> Results
             settings=dict(system.settings),
             warnings=read_warnings(logs),
             statements=statements,
+            broker_writes=writes,
         )
 
 
@@ -1216,7 +1246,9 @@ def render(results: Results) -> str:
         f"services    `ptce serve SERVICE --workers {args.workers}` each (relay and consumers "
         f"inside), HTTP_RATE_LIMIT_PER_SECOND=0, db_pool_size={exchange_settings.db_pool_size} "
         f"(+{exchange_settings.db_pool_size // 2} overflow) per process, LOG_LEVEL="
-        f"{exchange_settings.log_level}, LOG_FORMAT=console (as the harness runs them)",
+        f"{exchange_settings.log_level}, LOG_FORMAT=console (as the harness runs them), "
+        f"OUTBOX_LINGER_MS={exchange_settings.outbox_linger_ms}, "
+        f"KAFKA_FETCH_MAX_WAIT_MS={exchange_settings.kafka_fetch_max_wait_ms}",
         f"pole        {len(world.providers)} providers with {len(world.offers)} offers "
         f"(rooms by the day, projectors by the loan, capacity 1; {approvals} on approval), "
         f"{len(world.requesters)} requesters, each member its own client and token; setup "
@@ -1283,6 +1315,13 @@ def render(results: Results) -> str:
         *_cpu_lines(results, posted, answers),
         rule,
     ]
+    lines.append("broker writes  events published, in record batches, per service")
+    for service, (events, batches, partitions) in results.broker_writes.items():
+        lines.append(
+            f"  {service:<9}{events:>9} events in {batches:>8} batches "
+            f"({events / max(batches, 1):.1f} per batch) over {partitions} partitions"
+        )
+    lines.append(rule)
     if results.statements is not None:
         lines += [
             "statements  pg_stat_statements during the window, by total time "

@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from ptce.embedded import EmbeddedBroker, EmbeddedPostgres
+from ptce.embedded import EmbeddedBroker, EmbeddedPostgres, use_embedded_broker_settings
 from shared.db import asyncpg_dsn, create_engine
 from shared.events.registry import SERVICES
 from shared.kafka import create_topics
@@ -79,6 +79,7 @@ class DevSystem:
             say(f"starting the Tansu broker on 127.0.0.1:{port} (in memory)")
             self.broker.start()
             os.environ["KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap_servers
+            use_embedded_broker_settings()
         # The other services fetch the token keys from the catalog wherever it listens.
         os.environ.setdefault(
             "AUTH_JWKS_URL", f"http://127.0.0.1:{self.port('catalog')}/.well-known/jwks.json"

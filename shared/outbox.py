@@ -117,6 +117,7 @@ class OutboxRelay:
                     await self._purge_if_due()
                     if sent < self._settings.outbox_batch_size:
                         await self._sleep_or_wake(WATCH_SECONDS)
+                        await self._linger()
                 except asyncio.CancelledError:
                     raise
                 except BrokerLostEvents as lost:
@@ -187,6 +188,12 @@ class OutboxRelay:
             async with asyncio.timeout(seconds):
                 await self._wake.wait()
         self._wake.clear()
+
+    async def _linger(self) -> None:
+        # Each publication is a produce request and, on the embedded broker, a stored
+        # object that its later produce requests list again (docs/events.md).
+        if self._settings.outbox_linger_ms:
+            await asyncio.sleep(self._settings.outbox_linger_ms / 1000)
 
     def _on_notify(self, *_args: object) -> None:
         self._wake.set()

@@ -98,6 +98,14 @@ class KernelSettings(BaseSettings):
         ge=1,
         description="Rows the relay publishes per batch.",
     )
+    outbox_linger_ms: int = Field(
+        validation_alias="OUTBOX_LINGER_MS",
+        default=5,
+        ge=0,
+        le=1000,
+        description="How long the relay, woken by a commit, waits for more before "
+        "publishing: fewer, larger batches to the broker for that much more latency.",
+    )
     scheduler_interval_seconds: float = Field(
         validation_alias="SCHEDULER_INTERVAL_SECONDS",
         default=30.0,

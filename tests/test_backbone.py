@@ -166,6 +166,33 @@ async def test_a_failed_transaction_publishes_nothing(
         assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 0
 
 
+async def test_a_lingering_relay_publishes_what_was_committed_meanwhile_together(
+    service_settings: SettingsFactory, runtimes: Runtimes
+) -> None:
+    settings = await service_settings("catalog")
+    catalog = await runtimes(CATALOG, settings.model_copy(update={"outbox_linger_ms": 1000}))
+    await register_pole(catalog.uow(), RegisterPole(name="Pôle d'avant"))
+    await eventually(lambda: _none_unpublished(catalog))
+
+    for number in range(5):
+        await register_pole(catalog.uow(), RegisterPole(name=f"Pôle {number}"))
+    await eventually(lambda: _none_unpublished(catalog))
+
+    async with catalog.engine.connect() as conn:
+        publications = await conn.scalar(
+            text(
+                "SELECT count(DISTINCT published_at) FROM outbox"
+                " WHERE id > (SELECT min(id) FROM outbox)"
+            )
+        )
+    # One publication, so one produce request and one record batch per partition.
+    assert publications == 1
+
+
+async def _none_unpublished(runtime: ServiceRuntime) -> bool:
+    return await unpublished(runtime) == 0
+
+
 async def test_duplicate_deliveries_change_nothing(
     service_settings: SettingsFactory, runtimes: Runtimes
 ) -> None:
