@@ -74,6 +74,10 @@ class ConsumerStuck(RuntimeError):
     """The consumer stopped making progress for a reason a fresh consumer does not have."""
 
 
+class ConsumerStalled(ConsumerStuck):
+    """A partition's position stayed behind its end: events there, none fetched."""
+
+
 class BrokerLostOffsets(ConsumerStuck):
     """The broker no longer holds offsets this consumer committed: it lost its state."""
 
@@ -141,10 +145,30 @@ class _Watchdog:
         self._consumer = consumer
         self.settings = owner.settings
         self._clock = asyncio.get_running_loop().time
-        self._last_check = self._last_in_group = self._clock()
+        self._last_check = self._last_in_group = self._last_progress_check = self._clock()
 
     def progressed(self) -> None:
         self._last_check = self._last_in_group = self._clock()
+
+    async def check_progress(self) -> None:
+        """Every interval, busy or idle: rebuild the consumer if a partition's position has
+        stayed behind its end for ``CONSUMER_STALL_SECONDS``.
+
+        A consumer that fetches nothing from a partition with events to read gets no error
+        to react to: a fetch session or position aiokafka does not resume, or a broker that
+        answers every fetch empty (the embedded one did, holding 50,000 batches a partition:
+        docs/events.md). Only its position tells.
+        """
+        now = self._clock()
+        if now - self._last_progress_check < self.settings.consumer_watchdog_interval_seconds:
+            return
+        self._last_progress_check = now
+        try:
+            await self._owner.check_progress(self._consumer, now)
+        except ConsumerStuck:
+            raise
+        except Exception as exc:
+            log.info("consumer_watchdog_skipped", consumer=self._owner.group_id, error=repr(exc))
 
     async def check(self) -> None:
         now = self._clock()
@@ -225,6 +249,12 @@ class IdempotentConsumer:
         # Offsets applied but not committed yet; those of partitions that move are dropped.
         self._uncommitted: dict[TopicPartition, int] = {}
         self._last_commit = 0.0
+        # By partition: the position last seen behind the partition's end, and since when.
+        self._behind: dict[TopicPartition, tuple[int, float]] = {}
+        self._stalled_at: dict[TopicPartition, int] = {}
+        self.stalled: str | None = None
+        """While stalled: where, and how long (``/readyz`` reports it)."""
+        self.stalls_total = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq_producer: AIOKafkaProducer | None = None
 
@@ -281,6 +311,7 @@ class IdempotentConsumer:
                 async with self.processing:
                     await self.commit_pending()
                 await watchdog.check()
+                await watchdog.check_progress()
                 continue
             async with self.processing:
                 await self._handle_batch([m for messages in batch.values() for m in messages])
@@ -289,6 +320,41 @@ class IdempotentConsumer:
                 if clock() - self._last_commit >= self.settings.consumer_commit_interval_seconds:
                     await self.commit_pending()
             watchdog.progressed()
+            await watchdog.check_progress()
+
+    async def check_progress(self, consumer: AIOKafkaConsumer, now: float) -> None:
+        """Raise ConsumerStalled when a partition's position has not moved, behind its end,
+        for ``CONSUMER_STALL_SECONDS``; clear ``stalled`` once each such position moved."""
+        timeout = self.settings.kafka_timeout_seconds
+        partitions = sorted(consumer.assignment())
+        ends = await bounded(consumer.end_offsets(partitions), timeout, "reading ends")
+        positions = {
+            tp: await bounded(consumer.position(tp), timeout, "reading a position")
+            for tp in partitions
+        }
+        for tp, position in list(self._stalled_at.items()):
+            if positions.get(tp) != position:
+                del self._stalled_at[tp]
+        stalled = []
+        for tp, position in positions.items():
+            seen = self._behind.get(tp)
+            if position >= ends[tp]:
+                self._behind.pop(tp, None)
+            elif seen is None or seen[0] != position:
+                self._behind[tp] = (position, now)
+            elif now - seen[1] >= self.settings.consumer_stall_seconds:
+                stalled.append(f"{tp.topic}[{tp.partition}] at {position} of {ends[tp]}")
+                self._stalled_at[tp] = position
+                # The next verdict on it after a whole period again, not at every check.
+                self._behind[tp] = (position, now)
+        if stalled:
+            self.stalls_total += 1
+            self.stalled = f"{', '.join(stalled)} for {self.settings.consumer_stall_seconds:g} s"
+            log.error("consumer_stalled", consumer=self.group_id, partitions=self.stalled)
+            raise ConsumerStalled(self.stalled)
+        if self.stalled is not None and not self._stalled_at:
+            log.info("consumer_resumed", consumer=self.group_id, was=self.stalled)
+            self.stalled = None
 
     async def commit_pending(self, *, only: set[TopicPartition] | None = None) -> None:
         """Commit the offsets applied and not yet committed (of ``only`` those partitions),

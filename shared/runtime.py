@@ -148,7 +148,8 @@ class ServiceRuntime:
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, Any]:
-        """Whether the database answers with the migrations applied, and the broker answers."""
+        """Whether the database answers with the migrations applied, whether the broker
+        answers, and whether the consumers this process runs are stalled."""
         checks: dict[str, Any] = {}
         try:
             async with self.engine.connect() as conn:
@@ -162,4 +163,9 @@ class ServiceRuntime:
             checks["database"] = f"unreachable: {type(exc).__name__}"
             checks["migrations"] = "unknown"
         checks["broker"] = "ok" if await broker_reachable(self.settings) else "unreachable"
+        if self._tasks:  # this process runs the consumers
+            for consumer in self.consumers:
+                checks[f"consumer {consumer.spec.name}"] = (
+                    f"stalled: {consumer.stalled}" if consumer.stalled else "ok"
+                )
         return checks

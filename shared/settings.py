@@ -86,6 +86,13 @@ class KernelSettings(BaseSettings):
         description="A consumer out of its group (no coordinator, or a rebalance not "
         "finishing) for this long is rebuilt from scratch.",
     )
+    consumer_stall_seconds: float = Field(
+        validation_alias="CONSUMER_STALL_SECONDS",
+        default=60.0,
+        gt=0,
+        description="A consumer whose position stays behind its partition's end this long "
+        "is stalled: logged as an error, reported by `/readyz`, rebuilt.",
+    )
     outbox_retention_hours: float = Field(
         validation_alias="OUTBOX_RETENTION_HOURS",
         default=168.0,

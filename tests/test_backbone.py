@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -189,8 +189,41 @@ async def test_a_lingering_relay_publishes_what_was_committed_meanwhile_together
     assert publications == 1
 
 
-async def _none_unpublished(runtime: ServiceRuntime) -> bool:
-    return await unpublished(runtime) == 0
+async def test_a_consumer_that_stops_fetching_is_reported_then_rebuilt(
+    service_settings: SettingsFactory, runtimes: Runtimes
+) -> None:
+    catalog = await runtimes(CATALOG, await service_settings("catalog"))
+    quick = {"consumer_watchdog_interval_seconds": 0.2, "consumer_stall_seconds": 2.0}
+    exchange = await runtimes(
+        EXCHANGE, (await service_settings("exchange")).model_copy(update=quick)
+    )
+    before = await register_pole(catalog.uow(), RegisterPole(name="Pôle d'avant"))
+    await eventually(lambda: pole_count(exchange, before.id))
+    consumer = next(c for c in exchange.consumers if topic_name("catalog", "") in str(c.topics))
+    check = f"consumer {consumer.spec.name}"
+    assert (await exchange.readiness())[check] == "ok"
+
+    # Its fetches stop (as when the broker answers them all empty): no error, only its
+    # position, behind the partition's end, tells.
+    kafka_consumer = consumer._consumer
+    assert kafka_consumer is not None
+    kafka_consumer.pause(*kafka_consumer.assignment())
+    after = await register_pole(catalog.uow(), RegisterPole(name="Pôle d'après"))
+
+    async def reported() -> str:
+        return str((await exchange.readiness())[check])
+
+    stalled = await eventually(lambda: _starting_with(reported, "stalled: "))
+    assert "catalog.events[" in stalled
+    # Rebuilt, it fetches again: the event is applied and the report clears.
+    await eventually(lambda: pole_count(exchange, after.id))
+    await eventually(lambda: _starting_with(reported, "ok"))
+    assert consumer.stalls_total >= 1
+
+
+async def _starting_with(probe: Callable[[], Awaitable[str]], start: str) -> str:
+    value = await probe()
+    return value if value.startswith(start) else ""
 
 
 async def test_duplicate_deliveries_change_nothing(
