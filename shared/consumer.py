@@ -160,11 +160,16 @@ class _Watchdog:
         docs/events.md). Only its position tells.
         """
         now = self._clock()
-        if now - self._last_progress_check < self.settings.consumer_watchdog_interval_seconds:
+        interval = self.settings.consumer_watchdog_interval_seconds
+        since_last = now - self._last_progress_check
+        if since_last < interval:
             return
         self._last_progress_check = now
         try:
-            await self._owner.check_progress(self._consumer, now)
+            # Long since the last check, the loop was busy applying (waiting for a fact not
+            # yet arrived, retrying through an outage): a position unmoved meanwhile is no
+            # stall, the count starts again.
+            await self._owner.check_progress(self._consumer, now, busy=since_last > 3 * interval)
         except ConsumerStuck:
             raise
         except Exception as exc:
@@ -322,9 +327,12 @@ class IdempotentConsumer:
             watchdog.progressed()
             await watchdog.check_progress()
 
-    async def check_progress(self, consumer: AIOKafkaConsumer, now: float) -> None:
+    async def check_progress(
+        self, consumer: AIOKafkaConsumer, now: float, *, busy: bool = False
+    ) -> None:
         """Raise ConsumerStalled when a partition's position has not moved, behind its end,
-        for ``CONSUMER_STALL_SECONDS``; clear ``stalled`` once each such position moved."""
+        for ``CONSUMER_STALL_SECONDS`` of polling; clear ``stalled`` once each such position
+        moved. ``busy``: the consumer was not polling since the last check."""
         timeout = self.settings.kafka_timeout_seconds
         partitions = sorted(consumer.assignment())
         ends = await bounded(consumer.end_offsets(partitions), timeout, "reading ends")
@@ -340,7 +348,7 @@ class IdempotentConsumer:
             seen = self._behind.get(tp)
             if position >= ends[tp]:
                 self._behind.pop(tp, None)
-            elif seen is None or seen[0] != position:
+            elif seen is None or seen[0] != position or busy:
                 self._behind[tp] = (position, now)
             elif now - seen[1] >= self.settings.consumer_stall_seconds:
                 stalled.append(f"{tp.topic}[{tp.partition}] at {position} of {ends[tp]}")
