@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select, text
 
@@ -159,24 +160,34 @@ async def test_only_a_party_objects_and_only_to_an_accepted_booking(market: Mark
     assert problem(empty, 422)
 
 
-async def test_the_poles_late_cancellation_rule_decides_what_is_late(market: Market) -> None:
+async def test_the_poles_rules_decide_what_is_late_and_what_it_costs(market: Market) -> None:
     coordinator, provider, requester = await parties(market)
     offer = await market.published(provider, booking_mode="instant")
     day = next_monday(weeks=1)
     ex = market.on_exchange(requester)
 
-    async def cancelled_late(hour: int) -> bool:
+    async def cancelled(hour: int) -> dict[str, Any]:
         made = await ex.post(
             "/requests",
             json={"offer_id": offer["id"], "start": at(day, hour), "end": at(day, hour + 1)},
         )
         cancelled = await ex.post(f"/requests/{made.json()['id']}/cancel", json={"reason": "x"})
         assert cancelled.status_code == 200, cancelled.text
-        return bool(cancelled.json()["late"])
+        answer: dict[str, Any] = cancelled.json()
+        return answer
 
-    assert not await cancelled_late(9)  # more than 48 h ahead
-    await market.set_rules(coordinator, late_cancellation_hours=720)
-    assert await cancelled_late(10)  # within 30 days
+    early = await cancelled(9)  # more than 48 h ahead
+    assert (early["late"], early["fee_percent"]) == (False, None)
+    await market.set_rules(
+        coordinator, late_cancellation_hours=720, late_cancellation_fee_percent=30
+    )
+    late = await cancelled(10)  # within 30 days
+    assert (late["late"], late["fee_percent"]) == (True, 30)
+    # The fee is the rule's when the cancellation was recorded: a later change leaves it.
+    await market.set_rules(
+        coordinator, late_cancellation_hours=720, late_cancellation_fee_percent=80
+    )
+    assert (await ex.get(f"/requests/{late['id']}")).json()["fee_percent"] == 30
 
 
 async def test_rules_are_validated_and_only_a_coordinator_sets_them(market: Market) -> None:

@@ -141,6 +141,20 @@ def test_a_no_show_costs_what_the_pole_rule_says_and_nothing_by_default() -> Non
     }
 
 
+def test_a_fee_is_valued_by_the_rule_the_exchange_recorded_not_by_the_rule_now() -> None:
+    completed = _completed(_terms())
+    recorded = {**completed.model_dump(), "state": "no_show", "quantity_used": None}
+    ruled_now = Context("Europe/Paris", ExchangeRules(no_show_fee_percent=50))
+    at_the_time = RequestNoShow(**{**recorded, "fee_percent": 25})
+    assert _sides(value_fee(at_the_time, ruled_now))[(PROVIDER, "EX")] == {
+        "411": Decimal("40.00"),
+        "758": Decimal("-40.00"),
+    }
+    # An event from before the exchange carried the rule: the ledger's copy of it.
+    before = RequestNoShow(**{**recorded, "fee_percent": None})
+    assert _sides(value_fee(before, ruled_now))[(PROVIDER, "EX")]["411"] == Decimal("80.00")
+
+
 async def _entries(books: Books) -> list[Any]:
     async with books.runtime.session_factory() as session:
         return list((await session.execute(select(entry).order_by(entry.c.position))).all())

@@ -53,6 +53,15 @@ class RequestSnapshot(EventPayload):
     quantity: Decimal | None = Field(default=None, ge=0)
     reason: str | None = None
     late: bool = Field(default=False, description="Cancelled close to the start.")
+    fee_percent: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="For a late cancellation or a no-show: the share of the booked price the "
+        "requester owes the provider, by the pole's rule when the exchange recorded it. "
+        "Absent from events recorded before it was carried: the ledger then applies its copy "
+        "of the rule.",
+    )
     quantity_used: Decimal | None = Field(
         default=None, ge=0, description="Confirmed on completion, in the terms' unit."
     )

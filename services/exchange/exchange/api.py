@@ -54,6 +54,10 @@ class RequestOut(BaseModel):
     message: str
     reason: str | None
     late: bool
+    fee_percent: int | None = Field(
+        description="A late cancellation's or a no-show's share of the booked price owed to "
+        "the provider, by the pole's rule when it was recorded."
+    )
     quantity_used: Decimal | None
     terms: FrozenTerms | None
     series_id: uuid.UUID | None

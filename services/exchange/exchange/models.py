@@ -38,6 +38,7 @@ booking_request = Table(
     Column("state", String(20), nullable=False),
     Column("reason", String(1000)),
     Column("late", Boolean, nullable=False, server_default="false"),
+    Column("fee_percent", Integer),
     Column("quantity_used", Numeric(12, 2)),
     Column("exclusive", Boolean, nullable=False),
     Column("terms", JSONB),

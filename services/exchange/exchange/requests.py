@@ -657,6 +657,7 @@ def request_fields(row: Any) -> dict[str, Any]:
         "quantity": row.quantity,
         "reason": row.reason,
         "late": row.late,
+        "fee_percent": row.fee_percent,
         "quantity_used": row.quantity_used,
         "terms": FrozenTerms.model_validate(row.terms) if row.terms else None,
         "series_id": row.series_id,
@@ -721,8 +722,13 @@ async def move(
             extra={"state": row.state, "allowed": sorted(ALLOWED[row.state])},
         )
     if action == "cancel":
-        late_within = timedelta(hours=(await _rules(db, row.pole_id)).late_cancellation_hours)
+        rules = await _rules(db, row.pole_id)
+        late_within = timedelta(hours=rules.late_cancellation_hours)
         changes["late"] = row.period is not None and now > row.period.lower - late_within
+        if changes["late"]:
+            changes["fee_percent"] = rules.late_cancellation_fee_percent
+    if action == "no_show":
+        changes["fee_percent"] = (await _rules(db, row.pole_id)).no_show_fee_percent
     if action == "complete":
         changes["quantity_used"] = (
             body.quantity_used if body.quantity_used is not None else row.quantity

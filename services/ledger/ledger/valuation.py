@@ -206,12 +206,17 @@ def value_completed(snapshot: RequestSnapshot, context: Context) -> list[Posting
 
 
 def value_fee(snapshot: RequestSnapshot, context: Context) -> list[Posting]:
-    """A late cancellation or a no-show, by the pole's rule (nothing when it sets no fee)."""
+    """A late cancellation or a no-show, by the pole's rule when the exchange recorded it
+    (nothing when it sets no fee)."""
     terms = snapshot.terms
     if terms is None:
         return []
+    # The rule in force when the exchange recorded it; the ledger's copy of the rules, as
+    # they are now, only for events from before the exchange carried it.
     percent = (
-        context.rules.no_show_fee_percent
+        snapshot.fee_percent
+        if snapshot.fee_percent is not None
+        else context.rules.no_show_fee_percent
         if snapshot.state == "no_show"
         else context.rules.late_cancellation_fee_percent
         if snapshot.late
