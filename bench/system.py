@@ -2,7 +2,7 @@
 through the three running services, the ledger posting them, for minutes at a fixed rate.
 
 Run: ``.venv/bin/python bench/system.py [--rate 200] [--minutes 3] [--warmup 20] [--workers 1]
-[--providers 50] [--requesters 200] [--offers-per-provider 4] [--approval-share 0.25]
+[--separate-workers] [--providers 50] [--requesters 200] [--offers-per-provider 4] [--approval-share 0.25]
 [--lead 2] [--slot 0.25] [--connections 256] [--timeout 30] [--drain 60] [--soak]
 [--seed S] [--keep-logs]``
 
@@ -18,7 +18,10 @@ few hundred members).
 **Services.** The three run as real processes, ``ptce serve catalog|exchange|ledger --workers
 N`` (``--workers``, default 1 as ``ptce dev`` runs them), configured by environment variables
 (``ptce.testing.system``: ``running_system``, ``settings_env``; the exchange and the ledger
-fetch the token keys from the catalog over HTTP). Each process runs its relay and consumers.
+fetch the token keys from the catalog over HTTP). Each process runs its relay and consumers;
+with ``--separate-workers`` they run in a ``ptce worker`` process beside the API (its child,
+counted with it), as the deployment files run them. Against the embedded broker the relay
+lingers 200 ms (``OUTBOX_LINGER_MS``, ``ptce.embedded.EMBEDDED_BROKER_ENV``), as in ``ptce dev``.
 
 **Members.** Through the catalog (``CatalogApi``: the pole as ``ptce pole create`` makes it,
 then its HTTP API): ``--providers`` members each publishing ``--offers-per-provider`` offers,
@@ -957,7 +960,9 @@ async def run(servers: Servers, args: argparse.Namespace, logs: Path) -> Results
     infra = servers.infra
     async with (
         bench_settings(infra, new_topic_prefix()) as settings,
-        running_system(settings, logs, workers=args.workers) as system,
+        running_system(
+            settings, logs, workers=args.workers, separate_workers=args.separate_workers
+        ) as system,
     ):
         print("services ready; creating the pole, members and offers…", file=sys.stderr)
         world = await populate(system, args, rng)
@@ -1199,13 +1204,14 @@ def _cpu_lines(results: Results, exchanges: int, answers: int) -> list[str]:
         f"{(machine - ours) / seconds:.2f})",
     ]
     workers = results.args.workers
+    beside = " and its worker process" if results.args.separate_workers else ""
     for service in SERVICES:
         used = sum(cpu.get(service, (0.0, 0.0)))
         share = used / seconds / workers
         lines.append(
-            f"  {service}: {used / seconds:.2f} CPUs over {workers} process(es) serving "
-            f"({100 * share:.0f} % of {workers} CPU{'s' if workers > 1 else ''})"
-            + ("  <- saturated" if share >= 0.85 else "")
+            f"  {service}: {used / seconds:.2f} CPUs over {workers} process(es) serving"
+            f"{beside} ({100 * share:.0f} % of {workers} CPU{'s' if workers > 1 else ''})"
+            + ("  <- saturated" if share >= 0.85 and not beside else "")
         )
     ledger = sum(cpu.get("ledger", (0.0, 0.0))) + cpu.get(f"{BACKENDS}ledger", (0.0, 0.0))[0]
     if exchanges:
@@ -1243,8 +1249,13 @@ def render(results: Results) -> str:
         f"{platform.python_version()}, {platform.system()} {platform.release()}; load average "
         f"{b1:.2f} {b5:.2f} {b15:.2f} before the load, {a1:.2f} {a5:.2f} {a15:.2f} at its end",
         f"servers     PostgreSQL: {results.servers.postgres}; broker: {results.servers.broker}",
-        f"services    `ptce serve SERVICE --workers {args.workers}` each (relay and consumers "
-        f"inside), HTTP_RATE_LIMIT_PER_SECOND=0, db_pool_size={exchange_settings.db_pool_size} "
+        f"services    `ptce serve SERVICE --workers {args.workers}` each ("
+        + (
+            "`ptce worker SERVICE` beside it, with the relay and consumers"
+            if args.separate_workers
+            else "relay and consumers inside"
+        )
+        + f"), HTTP_RATE_LIMIT_PER_SECOND=0, db_pool_size={exchange_settings.db_pool_size} "
         f"(+{exchange_settings.db_pool_size // 2} overflow) per process, LOG_LEVEL="
         f"{exchange_settings.log_level}, LOG_FORMAT=console (as the harness runs them), "
         f"OUTBOX_LINGER_MS={exchange_settings.outbox_linger_ms}, "
@@ -1432,6 +1443,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--workers", type=int, default=1, help="`ptce serve --workers` of each service (1)"
+    )
+    parser.add_argument(
+        "--separate-workers",
+        action="store_true",
+        help="each service's relay and consumers in a `ptce worker` process beside its API "
+        "(`<PREFIX>_RUN_WORKERS=false`), as the deployment files run them",
     )
     parser.add_argument("--providers", type=int, default=50, help="providing members (50)")
     parser.add_argument("--requesters", type=int, default=200, help="requesting members (200)")

@@ -250,10 +250,9 @@ class EmbeddedPostgres:
 
 # Given to the services that use the embedded broker, unless the environment says otherwise.
 # Tansu 0.6's memory storage keeps each record batch as an object, and every batch written to
-# or read from a partition costs it time in proportion to the batches the partition already
-# holds (about 0.7 us each, measured): its CPU grows with the produce rate times what it
-# holds. A relay lingering 200 ms sends at most five batches a second per partition
-# (docs/events.md, "The embedded broker's cost").
+# or read from a partition costs it time in proportion to what the partition already holds:
+# its CPU grows with the batch rate times what it holds. A relay lingering 200 ms sends at
+# most five batches a second per partition (docs/events.md, "The embedded broker's cost").
 EMBEDDED_BROKER_ENV = {"OUTBOX_LINGER_MS": "200"}
 
 

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -84,6 +85,9 @@ class System:
     catalog_runtime: ServiceRuntime | None = None
     workers: int = 1
     """HTTP worker processes per service (``ptce serve --workers``)."""
+    separate_workers: bool = False
+    """Each service's relay and consumers in a ``ptce worker`` process of their own, beside
+    ``ptce serve`` with ``<PREFIX>_RUN_WORKERS=false``, as the deployment files run them."""
 
     def on(self, service: str, caller: Caller) -> Caller:
         """The caller, talking to that service's process."""
@@ -106,14 +110,25 @@ class System:
             original = self.settings[service_of(service)]
             self.settings[service] = original.model_copy(update={"http_port": free_port()})
         ptce = shutil.which("ptce", path=str(Path(sys.executable).parent)) or "ptce"
+        serve = [ptce, "serve", service_of(service), "--host", "127.0.0.1"]
+        serve += ["--workers", str(self.workers)] if self.workers > 1 else []
+        env = self.env(service)
+        command = serve
+        if self.separate_workers:
+            settings = self.settings[service]
+            prefix = str(type(settings).model_config.get("env_prefix", ""))
+            env[f"{prefix}RUN_WORKERS"] = "false"
+            # One process tree, one process group: the worker is the API's child, so what
+            # measures, signals or kills the service takes both.
+            worker = shlex.join([ptce, "worker", service_of(service)])
+            command = ["sh", "-c", f"{worker} & exec {shlex.join(serve)}"]
         with open(self.logs / f"{service}.log", "ab") as log:
             self.processes[service] = subprocess.Popen(
-                [ptce, "serve", service_of(service), "--host", "127.0.0.1"]
-                + (["--workers", str(self.workers)] if self.workers > 1 else []),
+                command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env=self.env(service),
+                env=env,
                 preexec_fn=die_with_parent,  # noqa: PLW1509 - prctl only, no locks
             )
 
@@ -161,15 +176,21 @@ class System:
 
 @contextlib.asynccontextmanager
 async def running_system(
-    service_settings: SettingsFactory, logs: Path, *, workers: int = 1, **overrides: Any
+    service_settings: SettingsFactory,
+    logs: Path,
+    *,
+    workers: int = 1,
+    separate_workers: bool = False,
+    **overrides: Any,
 ) -> AsyncIterator[System]:
-    """The three services on fresh databases, ``workers`` HTTP processes each; ``overrides``
-    change their settings."""
+    """The three services on fresh databases, ``workers`` HTTP processes each (and, with
+    ``separate_workers``, a ``ptce worker`` process each); ``overrides`` change their
+    settings."""
     settings = {}
     for service in SERVICES:
         made = await service_settings(service)
         settings[service] = made.model_copy(update={"http_port": free_port(), **overrides})
-    system = System(settings, logs, workers=workers)
+    system = System(settings, logs, workers=workers, separate_workers=separate_workers)
     try:
         for service in SERVICES:
             system.start(service)
