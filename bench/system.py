@@ -2,9 +2,9 @@
 through the three running services, the ledger posting them, for minutes at a fixed rate.
 
 Run: ``.venv/bin/python bench/system.py [--rate 200] [--minutes 3] [--warmup 20] [--workers 1]
-[--separate-workers] [--providers 50] [--requesters 200] [--offers-per-provider 4] [--approval-share 0.25]
-[--lead 2] [--slot 0.25] [--connections 256] [--timeout 30] [--drain 60] [--soak]
-[--seed S] [--keep-logs]``
+[--separate-workers] [--providers 50] [--requesters 200] [--offers-per-provider 4]
+[--approval-share 0.25] [--lead 2] [--slot 0.25] [--connections 256] [--timeout 30]
+[--drain 60] [--soak] [--seed S] [--keep-logs]``
 
 **Servers.** It starts its own PostgreSQL and Tansu broker in a temporary directory with the
 test harness (``ptce.testing.plugin``: the servers, the three services' migrated template
