@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import psutil
 
 from ptce import demo_data
 from ptce.embedded import free_port
+from shared.runtime import ServiceDefinition
 
 SERVICES = ("catalog", "exchange", "ledger")
 
@@ -54,6 +56,11 @@ def _stop(process: subprocess.Popen[str]) -> list[str]:
     return rest
 
 
+def _definition(service: str) -> ServiceDefinition:
+    definition: ServiceDefinition = importlib.import_module(f"{service}.service").DEFINITION
+    return definition
+
+
 def test_ptce_dev_runs_the_whole_system_then_stops_cleanly(data_dir: Path) -> None:
     ports = {service: free_port() for service in SERVICES}
     env = {
@@ -69,7 +76,14 @@ def test_ptce_dev_runs_the_whole_system_then_stops_cleanly(data_dir: Path) -> No
         for service, port in ports.items():
             ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
             assert ready.status_code == 200, ready.text
-            assert ready.json()["checks"] == {"database": "ok", "migrations": "ok", "broker": "ok"}
+            # Each process runs its relay and consumers: none of them stalled.
+            consumers = {f"consumer {spec.name}": "ok" for spec in _definition(service).consumers}
+            assert ready.json()["checks"] == {
+                "database": "ok",
+                "migrations": "ok",
+                "broker": "ok",
+                **consumers,
+            }
             docs = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=10)
             assert docs.status_code == 200
             assert any(f"127.0.0.1:{port}" in line for line in lines), service
