@@ -215,8 +215,9 @@ async def test_a_consumer_that_stops_fetching_is_reported_then_rebuilt(
 
     stalled = await eventually(lambda: _starting_with(reported, "stalled: "))
     assert "catalog.events[" in stalled
-    # Rebuilt, it fetches again: the event is applied and the report clears.
-    await eventually(lambda: pole_count(exchange, after.id))
+    # Rebuilt, it fetches again: the event is applied and the report clears. (Tansu lets the
+    # rebuilt consumer back into its group some 20 s later.)
+    await eventually(lambda: pole_count(exchange, after.id), timeout=90)
     await eventually(lambda: _starting_with(reported, "ok"))
     assert consumer.stalls_total >= 1
 
