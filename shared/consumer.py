@@ -335,6 +335,8 @@ class IdempotentConsumer:
         moved. ``busy``: the consumer was not polling since the last check."""
         timeout = self.settings.kafka_timeout_seconds
         partitions = sorted(consumer.assignment())
+        if not partitions:  # joining its group (a rebuilt consumer): nothing to judge yet
+            return
         ends = await bounded(consumer.end_offsets(partitions), timeout, "reading ends")
         positions = {
             tp: await bounded(consumer.position(tp), timeout, "reading a position")

@@ -190,8 +190,8 @@ class OutboxRelay:
         self._wake.clear()
 
     async def _linger(self) -> None:
-        # Each publication is a produce request and, on the embedded broker, a stored
-        # object that its later produce requests list again (docs/events.md).
+        # Each publication is a produce request and a record batch per partition; on the
+        # embedded broker every batch held makes the later ones cost more (docs/events.md).
         if self._settings.outbox_linger_ms:
             await asyncio.sleep(self._settings.outbox_linger_ms / 1000)
 

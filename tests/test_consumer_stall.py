@@ -67,9 +67,14 @@ async def test_a_position_unmoved_behind_the_end_for_the_stall_time_is_a_stall(
     assert consumer.stalled == f"catalog.events[0] at 10 of 12 for {STALL:g} s"
     assert consumer.stalls_total == 1
 
-    # Rebuilt, still nothing fetched: the next verdict comes after a whole period again.
+    # Rebuilt, back in its group without its partitions yet, then still fetching nothing:
+    # still stalled, and the next verdict comes after a whole period again.
+    kafka.ends, held = {}, kafka.ends
+    await consumer.check_progress(seen, 5.0 + STALL + 2)
+    kafka.ends = held
     await consumer.check_progress(seen, 5.0 + STALL + 5)
     assert consumer.stalled is not None
+    assert consumer.stalls_total == 1
     kafka.positions[EVENTS] = 11  # it moves: the report clears
     await consumer.check_progress(seen, 5.0 + STALL + 10)
     assert consumer.stalled is None
