@@ -96,10 +96,11 @@ class System:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.settings[service].http_port}"
 
-    def env(self, service: str) -> dict[str, str]:
+    def env(self, service: str, **changes: Any) -> dict[str, str]:
+        """The environment of a service's process: its settings, with ``changes``."""
         return {
             **os.environ,
-            **settings_env(self.settings[service]),
+            **settings_env(self.settings[service].model_copy(update=changes)),
             "AUTH_JWKS_URL": f"{self.url('catalog')}/.well-known/jwks.json",
             "LOG_FORMAT": "console",
         }
@@ -112,12 +113,9 @@ class System:
         ptce = shutil.which("ptce", path=str(Path(sys.executable).parent)) or "ptce"
         serve = [ptce, "serve", service_of(service), "--host", "127.0.0.1"]
         serve += ["--workers", str(self.workers)] if self.workers > 1 else []
-        env = self.env(service)
+        env = self.env(service, run_workers=not self.separate_workers)
         command = serve
         if self.separate_workers:
-            settings = self.settings[service]
-            prefix = str(type(settings).model_config.get("env_prefix", ""))
-            env[f"{prefix}RUN_WORKERS"] = "false"
             # One process tree, one process group: the worker is the API's child, so what
             # measures, signals or kills the service takes both.
             worker = shlex.join([ptce, "worker", service_of(service)])
