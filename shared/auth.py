@@ -168,6 +168,28 @@ def remote_jwks(settings: KernelSettings) -> KeyLoader:
     return load
 
 
+class RecentMemberChecks:
+    """The members a process found still in their pole, and when (monotonic seconds): a
+    member read again within ``recheck_seconds`` is not read again."""
+
+    MAX_KEPT = 10_000
+
+    def __init__(self, recheck_seconds: float) -> None:
+        self.recheck_seconds = recheck_seconds
+        self._checked_at: dict[uuid.UUID, float] = {}
+
+    def fresh(self, member_id: uuid.UUID) -> bool:
+        checked_at = self._checked_at.get(member_id)
+        return checked_at is not None and time.monotonic() - checked_at < self.recheck_seconds
+
+    def remember(self, member_id: uuid.UUID) -> None:
+        if self.recheck_seconds <= 0:
+            return
+        if len(self._checked_at) >= self.MAX_KEPT:
+            self._checked_at.clear()  # rare (members of many poles): all are read again
+        self._checked_at[member_id] = time.monotonic()
+
+
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /oauth/token.")
 NO_TOKEN = {"WWW-Authenticate": "Bearer"}
 """The challenge of a 401 to a request without an access token (RFC 6750 §3)."""

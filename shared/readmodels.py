@@ -206,15 +206,21 @@ def catalog_copy(
 def refuse_departed_members(member: Table) -> PrincipalCheck:
     """A service's check that refuses (401) a member whose departure reached its copy.
 
-    Read on every request (no cache: a departure applied by another replica's consumer is
-    seen at once), as one statement in autocommit mode: a single round trip.
+    One statement in autocommit mode (a single round trip), not repeated for the same member
+    within ``AUTH_MEMBER_RECHECK_SECONDS`` (decision 39): a departure applied by any
+    replica's consumer is refused by every replica within that time. A member that left is
+    never remembered: it is refused on every request.
     """
     left_on_of = select(member.c.left_on).where(member.c.id == bindparam("member_id"))
 
     async def still_member(runtime: ServiceRuntime, principal: Principal) -> None:
+        checks = runtime.member_checks
+        if checks.fresh(principal.member_id):
+            return
         async with runtime.autocommit_engine.connect() as conn:
             left_on = (await conn.execute(left_on_of, {"member_id": principal.member_id})).scalar()
         if left_on is not None:
             raise Unauthorized("This member left the pole.", headers=INVALID_TOKEN)
+        checks.remember(principal.member_id)
 
     return still_member

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy import MetaData, Table, text
 
-from shared.auth import KeyLoader, Principal, TokenVerifier, remote_jwks
+from shared.auth import KeyLoader, Principal, RecentMemberChecks, TokenVerifier, remote_jwks
 from shared.consumer import AfterApply, ConsumerSpec, IdempotentConsumer
 from shared.db import create_engine, create_session_factory, utcnow
 from shared.kafka import broker_reachable
@@ -91,6 +91,7 @@ class ServiceRuntime:
         self._head = head_revision(definition.name)
         load_keys = definition.key_loader(self) if definition.key_loader else remote_jwks(settings)
         self.verifier = TokenVerifier(settings, load_keys)
+        self.member_checks = RecentMemberChecks(settings.auth_member_recheck_seconds)
 
     async def check_principal(self, principal: Principal) -> None:
         if self.definition.principal_check is not None:

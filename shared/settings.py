@@ -149,6 +149,15 @@ class KernelSettings(BaseSettings):
         description="Lifetime of an access token; also how long a revoked client's last "
         "token may still be accepted by the services other than the catalog.",
     )
+    auth_member_recheck_seconds: float = Field(
+        validation_alias="AUTH_MEMBER_RECHECK_SECONDS",
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long the services other than the catalog trust their last reading "
+        "that a caller's member has not left: a departure their copy has is refused within "
+        "this time. `0` reads the copy on every request.",
+    )
     http_max_body_bytes: int = Field(
         validation_alias="HTTP_MAX_BODY_BYTES",
         default=1_048_576,
