@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -171,14 +172,25 @@ def bulk_insert(table: Table, columns: tuple[str, ...] | None = None) -> PgInser
     Execute it with :func:`as_arrays` of the rows; add ``on_conflict_*``/``returning`` to taste.
     """
     names = columns if columns is not None else tuple(column.name for column in table.c)
+    return pg_insert(table).from_select(list(names), unnested_rows(table, names))
+
+
+def unnested_rows(table: Table, names: Sequence[str], *, prefix: str = "") -> Select[Any]:
+    """``SELECT … FROM unnest(one array per column)``: the rows of ``table`` given as the
+    arrays of :func:`as_arrays` (bind parameters named ``prefix`` + the column's name)."""
     arrays = [
-        cast(bindparam(name, type_=ARRAY(table.c[name].type)), ARRAY(table.c[name].type))
+        cast(
+            bindparam(prefix + name, type_=ARRAY(table.c[name].type)),
+            ARRAY(table.c[name].type),
+        )
         for name in names
     ]
     given = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
-    return pg_insert(table).from_select(list(names), select(*(given.c[name] for name in names)))
+    return select(*(given.c[name] for name in names))
 
 
-def as_arrays(rows: Sequence[Mapping[str, Any]], columns: Iterable[str]) -> dict[str, list[Any]]:
+def as_arrays(
+    rows: Sequence[Mapping[str, Any]], columns: Iterable[str], *, prefix: str = ""
+) -> dict[str, list[Any]]:
     """The parameters of :func:`bulk_insert`: each column's values, in the rows' order."""
-    return {name: [row.get(name) for row in rows] for name in columns}
+    return {prefix + name: [row.get(name) for row in rows] for name in columns}

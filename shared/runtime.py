@@ -108,10 +108,11 @@ class ServiceRuntime:
             topic_prefix=self.settings.kafka_topic_prefix,
         )
 
-    def connection_uow(self) -> ConnectionUnitOfWork:
-        """A unit of work on a Core connection: for hot paths without ORM objects."""
+    def connection_uow(self, *, autocommit: bool = False) -> ConnectionUnitOfWork:
+        """A unit of work on a Core connection: for hot paths without ORM objects; with
+        ``autocommit``, outside any transaction (see :class:`ConnectionUnitOfWork`)."""
         return ConnectionUnitOfWork(
-            self.engine,
+            self.autocommit_engine if autocommit else self.engine,
             outbox=self.definition.outbox,
             topic_prefix=self.settings.kafka_topic_prefix,
         )

@@ -11,14 +11,18 @@ the session's own work on every statement and at commit.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from functools import cache
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import Insert, Table, insert
+from sqlalchemy import Insert, Row, Select, Table, insert, select, true
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
+from shared.db import as_arrays, unnested_rows
 from shared.events.envelope import new_cloudevent, to_structured_json
 from shared.events.registry import EventPayload, topic_name
 from shared.logging import request_id_var
@@ -26,12 +30,35 @@ from shared.logging import request_id_var
 T = TypeVar("T")
 
 
+OUTBOX_COLUMNS = ("event_id", "topic", "key", "event_type", "cloudevent")
+_OUTBOX_PARAMETER = "outbox_"
+
+Write = ReturningInsert[Any] | ReturningUpdate[Any]
+"""One row's ``INSERT`` or ``UPDATE`` with its ``RETURNING`` columns."""
+
+
 @cache
 def _outbox_insert(outbox: Table) -> Insert:
     return insert(outbox)  # built once: its cache key is then computed once too
 
 
-class BaseUnitOfWork:
+@cache
+def _write_with_outbox(outbox: Table, write: Write) -> Select[Any]:
+    """``WITH written AS (write), events AS (INSERT INTO outbox … SELECT … FROM unnest(…)
+    CROSS JOIN written) SELECT * FROM written``.
+
+    The outbox rows are drawn from the written row: none is inserted when ``write`` changes
+    no row, and their ids are taken once it has locked it (the order of an aggregate's events
+    is its writes' order, as in :meth:`UnitOfWork.commit`). Built once per ``write``.
+    """
+    written = write.cte("written")
+    events = unnested_rows(outbox, OUTBOX_COLUMNS, prefix=_OUTBOX_PARAMETER).join(written, true())
+    return select(written).add_cte(
+        pg_insert(outbox).from_select(list(OUTBOX_COLUMNS), events).cte("events")
+    )
+
+
+class BaseUnitOfWork(ABC):
     """The events recorded during a unit of work, and their outbox rows."""
 
     def __init__(self, *, outbox: Table, topic_prefix: str = "") -> None:
@@ -65,6 +92,22 @@ class BaseUnitOfWork:
     def publish(self, payload: EventPayload) -> None:
         """Record an event to be written to the outbox when this unit of work commits."""
         self._pending.append(payload)
+
+    @abstractmethod
+    async def _execute(self, statement: Any, parameters: dict[str, Any]) -> Any:
+        """Run one statement in this unit of work (its session, or its connection)."""
+
+    async def write_with_events(self, write: Write, parameters: dict[str, Any]) -> Row[Any] | None:
+        """Run ``write`` (one row's ``INSERT`` or ``UPDATE … RETURNING``) and write the events
+        recorded so far to the outbox, in one statement: atomic even outside a transaction.
+
+        The written row; ``None`` when ``write`` changed no row (a compare-and-set that lost
+        to another writer), and then no event is written: they are forgotten.
+        """
+        statement = _write_with_outbox(self._outbox, write)
+        events = as_arrays(self._outbox_rows(), OUTBOX_COLUMNS, prefix=_OUTBOX_PARAMETER)
+        row: Row[Any] | None = (await self._execute(statement, parameters | events)).first()
+        return row
 
     def _outbox_rows(self) -> list[dict[str, Any]]:
         """The recorded events as outbox rows (and forget them)."""
@@ -114,6 +157,9 @@ class UnitOfWork(BaseUnitOfWork):
         finally:
             await self.session.close()
 
+    async def _execute(self, statement: Any, parameters: dict[str, Any]) -> Any:
+        return await self.session.execute(statement, parameters)
+
     async def flush_events(self) -> None:
         """Write the recorded events to the outbox (inside the open transaction)."""
         if not self._pending:
@@ -139,6 +185,11 @@ class ConnectionUnitOfWork(BaseUnitOfWork):
     Statements run on ``self.connection`` in one transaction (begun by the first of them);
     savepoints with ``self.connection.begin_nested()``. Leaving without ``commit()`` rolls
     back (closing the connection does).
+
+    On an engine in autocommit mode there is no transaction (no ``BEGIN``, no ``COMMIT``):
+    each statement commits by itself, so the change and its events must be one statement,
+    :meth:`write_with_events`, after reads that lock nothing (a compare-and-set on a
+    version then decides, as the API's moves of a request do).
     """
 
     connection: AsyncConnection
@@ -146,6 +197,7 @@ class ConnectionUnitOfWork(BaseUnitOfWork):
     def __init__(self, engine: AsyncEngine, *, outbox: Table, topic_prefix: str = "") -> None:
         super().__init__(outbox=outbox, topic_prefix=topic_prefix)
         self._engine = engine
+        self._autocommit = engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
 
     async def __aenter__(self) -> Self:
         self.connection = await self._engine.connect().start()
@@ -161,9 +213,15 @@ class ConnectionUnitOfWork(BaseUnitOfWork):
         self._begin()
         await self.connection.close()  # rolls back what was not committed
 
+    async def _execute(self, statement: Any, parameters: dict[str, Any]) -> Any:
+        return await self.connection.execute(statement, parameters)
+
     async def flush_events(self) -> None:
         """Write the recorded events to the outbox (inside the open transaction)."""
         if self._pending:
+            if self._autocommit:
+                # They would commit apart from the change they record.
+                raise RuntimeError("without a transaction, events go with write_with_events")
             await self.connection.execute(_outbox_insert(self._outbox), self._outbox_rows())
 
     async def commit(self) -> None:

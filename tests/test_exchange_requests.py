@@ -189,6 +189,39 @@ async def test_never_more_holds_than_the_capacity_under_concurrency(
     assert holding == capacity
 
 
+async def test_an_offer_made_exclusive_still_counts_the_holds_it_took_before(
+    market: Market,
+) -> None:
+    _, provider, requester = await parties(market)
+    offer = await market.published(provider, capacity=2, booking_mode="instant")
+    day = next_monday()
+    ex = market.on_exchange(requester)
+    before = await ex.post(
+        "/requests", json={"offer_id": offer["id"], "start": at(day, 10), "end": at(day, 12)}
+    )
+    assert before.status_code == 201, before.text
+    url = f"/offers/{offer['id']}"
+    current = await provider.get(url)
+    narrowed = await provider.patch(
+        url, json={"capacity": 1}, headers={"If-Match": current.headers["etag"]}
+    )
+    assert narrowed.status_code == 200, narrowed.text
+    await market.copied(offer["id"], narrowed.json()["version"])
+
+    refused = problem(
+        await ex.post(
+            "/requests", json={"offer_id": offer["id"], "start": at(day, 11), "end": at(day, 13)}
+        ),
+        409,
+    )
+    conflicting = datetime.fromisoformat(refused["conflicting_period"]["start"])
+    assert conflicting == datetime.fromisoformat(before.json()["start"])
+    after = await ex.post(
+        "/requests", json={"offer_id": offer["id"], "start": at(day, 12), "end": at(day, 13)}
+    )
+    assert after.status_code == 201, after.text
+
+
 async def test_staff_time_never_exceeds_its_weekly_cap(market: Market) -> None:
     coordinator, provider, _ = await parties(market)
     requesters = [await market.catalog.new_member(coordinator) for _ in range(3)]
@@ -306,6 +339,68 @@ async def test_accepted_requests_are_cancelled_completed_or_missed(market: Marke
 
     types = await outbox_types(market.runtime.engine, used)
     assert types[-1] == "ptce.exchange.request.completed.v1"
+
+
+async def test_concurrent_moves_of_one_request_make_one_move_and_one_event(
+    market: Market,
+) -> None:
+    _, provider, requester = await parties(market)
+    offer = await market.published(provider)
+    day = next_monday()
+    asked = await market.on_exchange(requester).post(
+        "/requests", json={"offer_id": offer["id"], "start": at(day, 10), "end": at(day, 12)}
+    )
+    request_id = asked.json()["id"]
+    url = f"/requests/{request_id}"
+    on_provider, on_requester = market.on_exchange(provider), market.on_exchange(requester)
+    answers = await asyncio.gather(
+        *[on_provider.post(f"{url}/accept") for _ in range(10)],
+        *[on_provider.post(f"{url}/decline", json={"reason": "Complet"}) for _ in range(10)],
+        *[on_requester.post(f"{url}/withdraw") for _ in range(10)],
+    )
+    moved = [answer for answer in answers if answer.status_code == 200]
+    assert len(moved) == 1, [answer.text for answer in answers]
+    assert {answer.status_code for answer in answers} == {200, 409}
+    winner = moved[0].json()
+    assert winner["version"] == 2
+    assert (await on_requester.get(url)).json() == winner
+    types = await outbox_types(market.runtime.engine, request_id)
+    assert types == [
+        "ptce.exchange.request.requested.v1",
+        f"ptce.exchange.request.{winner['state']}.v1",
+    ]
+
+
+async def test_each_event_of_a_request_says_what_its_answer_said(market: Market) -> None:
+    _, provider, requester = await parties(market)
+    offer = await market.published(provider, booking_mode="instant")
+    day = next_monday()
+    booked = await market.on_exchange(requester).post(
+        "/requests", json={"offer_id": offer["id"], "start": at(day, 10), "end": at(day, 12)}
+    )
+    assert booked.status_code == 201, booked.text
+    request_id = booked.json()["id"]
+    await _shift(market, request_id, -timedelta(hours=1), timedelta(hours=2))
+    done = await market.on_exchange(provider).post(
+        f"/requests/{request_id}/complete", json={"quantity_used": "1"}
+    )
+    assert done.status_code == 200, done.text
+    async with market.runtime.engine.connect() as conn:
+        events = (
+            await conn.scalars(
+                text("SELECT cloudevent FROM outbox WHERE key = :key ORDER BY id"),
+                {"key": request_id},
+            )
+        ).all()
+    requested, accepted, completed = (event["data"] for event in events)
+    fields = ("state", "quantity", "quantity_used", "terms", "version", "start", "end", "late")
+    for data, answer in ((accepted, booked.json()), (completed, done.json())):
+        assert data["request_id"] == answer["id"]
+        assert {field: data[field] for field in fields} == {
+            field: answer[field] for field in fields
+        }
+    assert requested == accepted  # an instant booking: requested and accepted at once
+    assert done.json()["quantity_used"] == "1.00"
 
 
 async def test_one_idempotency_key_creates_one_booking_even_across_a_restart(

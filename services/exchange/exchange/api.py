@@ -330,9 +330,9 @@ def _mover(action: str) -> Any:
         response: Response,
         body: MoveBody | None = None,
     ) -> RequestOut:
-        async with runtime.connection_uow() as uow:
+        # No transaction: a move is one compare-and-set statement with its event.
+        async with runtime.connection_uow(autocommit=True) as uow:
             row = await move(uow, principal, request_id, action, body or MoveBody())
-            await uow.commit()
         return request_answer(row, response)
 
     return change_state

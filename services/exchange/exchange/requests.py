@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from asyncpg.exceptions import ExclusionViolationError
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import bindparam, func, insert, literal_column, select, update
+from sqlalchemy import bindparam, exists, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import TSTZRANGE, Range
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -228,6 +228,9 @@ def freeze_terms(offer_row: Any, quantity: Decimal, currency: str) -> FrozenTerm
     )
 
 
+RequestRow = namedtuple("RequestRow", [column.name for column in booking_request.c])  # type: ignore[misc]
+"""A request's row as it is written (the same fields as a ``booking_request`` row)."""
+
 PoleRow = namedtuple("PoleRow", [column.name for column in pole.c])  # type: ignore[misc]
 """A pole's copy read along with an offer (the same fields as a ``pole`` row)."""
 
@@ -409,15 +412,49 @@ async def _checked_period(
     period = Range(start, end, bounds="[)")
     check_period(offer_row, pole_row.time_zone, start, end, utcnow())
     quantity = quantity_of(offer_row.unit, start, end, pole_row.time_zone)
-    peak, at = peak_holds(period, await _overlapping(db, offer_row.id, period))
-    if peak + 1 > offer_row.capacity:
-        raise _conflict(period, at)
+    if not _insert_checks_holds(offer_row):
+        await _check_holds(db, offer_row, period)
     if offer_row.kind == "staff_time":
         await _check_weekly_cap(db, offer_row, period, pole_row.time_zone)
     return period, quantity
 
 
-_INSERT_REQUEST = insert(booking_request).returning(*booking_request.c)
+async def _check_holds(db: Database, offer_row: Any, period: Range[datetime]) -> None:
+    """409 naming a hold when one more would go past the offer's capacity over ``period``."""
+    peak, at = peak_holds(period, await _overlapping(db, offer_row.id, period))
+    if peak + 1 > offer_row.capacity:
+        raise _conflict(period, at)
+
+
+def _insert_checks_holds(offer_row: Any) -> bool:
+    """Capacity one (and no weekly cap to count): the insert itself is refused if any hold
+    overlaps the period (``_INSERT_REQUEST_IF_FREE``), which saves the overlap query's round
+    trip on every booking; the query then only runs to name the conflict."""
+    cap = (offer_row.attributes or {}).get("max_hours_per_week")
+    return bool(offer_row.capacity == 1 and (offer_row.kind != "staff_time" or cap is None))
+
+
+_REQUEST_VALUES = {
+    column.name: bindparam(column.name, type_=column.type) for column in booking_request.c
+}
+_INSERT_REQUEST = insert(booking_request).values(_REQUEST_VALUES).returning(*booking_request.c)
+# Run once the offer is locked: the statement's snapshot then has every committed hold
+# (holds written before this request's offer was made exclusive included, which the
+# exclusion constraint, over exclusive holds only, would not see).
+_INSERT_REQUEST_IF_FREE = (
+    insert(booking_request)
+    .from_select(
+        list(_REQUEST_VALUES),
+        select(*_REQUEST_VALUES.values()).where(
+            ~exists().where(
+                booking_request.c.offer_id == _REQUEST_VALUES["offer_id"],
+                _HOLDING,
+                booking_request.c.period.op("&&")(_REQUEST_VALUES["period"]),
+            )
+        ),
+    )
+    .returning(*booking_request.c)
+)
 # "… conflicts with existing key (offer_id, period)=(<uuid>, ["<start>","<end>"))."
 _EXISTING_PERIOD = re.compile(
     r'existing key \(offer_id, period\)=\([^,]*, \["([^"]+)","([^"]+)"\)\)'
@@ -462,8 +499,11 @@ async def _insert_request(
     if not instant:
         answer_by = now + timedelta(hours=rules_of(pole_row).answer_within_hours)
         if period is not None and period.lower is not None:
-            answer_by = min(answer_by, period.lower)
+            answer_by = min(answer_by, period.lower.astimezone(UTC))
     terms = freeze_terms(offer_row, quantity, pole_row.currency) if instant else None
+    if period is not None and period.lower is not None and period.upper is not None:
+        # In UTC, as the row gives it back: its events say what its answers say.
+        period = Range(period.lower.astimezone(UTC), period.upper.astimezone(UTC), bounds="[)")
     values = {
         "id": uuid.uuid4(),
         "pole_id": principal.pole_id,
@@ -472,7 +512,7 @@ async def _insert_request(
         "provider_id": offer_row.owner_id,
         "requester_id": principal.member_id,
         "period": period,
-        "quantity": quantity,
+        "quantity": quantity.quantize(CENT),
         "message": message,
         "state": "accepted" if instant else "requested",
         "exclusive": offer_row.capacity == 1,
@@ -483,16 +523,25 @@ async def _insert_request(
         "created_at": now,
         "updated_at": now,
     }
+    not_yet = ("reason", "fee_percent", "quantity_used", "objection")
+    request = RequestRow(**(dict.fromkeys(not_yet) | {"late": False} | values))
+    uow.publish(snapshot(RequestRequested, request))
+    if instant:
+        uow.publish(snapshot(RequestAccepted, request))
+    if_free = period is not None and _insert_checks_holds(offer_row)
     try:
-        row = (await db.execute(_INSERT_REQUEST, values)).one()
+        row = await uow.write_with_events(
+            _INSERT_REQUEST_IF_FREE if if_free else _INSERT_REQUEST, request._asdict()
+        )
     except IntegrityError as exc:
         violation = getattr(exc.orig, "__cause__", None)
         if isinstance(violation, ExclusionViolationError):
             raise _conflict(period, _existing_period(violation)) from exc
         raise
-    uow.publish(snapshot(RequestRequested, row))
-    if instant:
-        uow.publish(snapshot(RequestAccepted, row))
+    if row is None:  # a hold overlaps: named by the query the insert saved
+        assert period is not None
+        await _check_holds(db, offer_row, period)
+        raise _conflict(period, None)
     return row
 
 
@@ -690,6 +739,34 @@ async def request_of_pole(
     return row
 
 
+MOVED_COLUMNS = (
+    "state", "version", "updated_at", "reason", "late", "fee_percent", "quantity_used", "terms"
+)  # fmt: skip
+# A move is a compare-and-set on the version read: it writes nothing if another writer
+# moved the request in between. One statement text for every move (prepared once).
+_MOVE = (
+    update(booking_request)
+    .where(
+        booking_request.c.id == bindparam("request_id"),
+        booking_request.c.version == bindparam("read_version"),
+    )
+    .values(
+        {
+            name: bindparam(f"new_{name}", type_=booking_request.c[name].type)
+            for name in MOVED_COLUMNS
+        }
+    )
+    .returning(*booking_request.c)
+)
+MOVE_ATTEMPTS = 5
+# The terms an acceptance freezes: the offer's, in its pole's currency.
+_OFFER_AND_CURRENCY = (
+    select(offer, pole.c.currency.label("pole_currency"))
+    .join(pole, pole.c.id == offer.c.pole_id)
+    .where(offer.c.id == bindparam("offer_id"))
+)
+
+
 async def move(
     uow: UnitOfWork | ConnectionUnitOfWork,
     principal: Principal,
@@ -697,9 +774,33 @@ async def move(
     action: str,
     body: MoveBody,
 ) -> Any:
-    """Move a request (``action``) for ``principal``, with its event; the moved row."""
+    """Move a request (``action``) for ``principal``, with its event; the moved row.
+
+    No lock and no transaction needed: the request is read, the move decided from what was
+    read, and the change and its event written in one statement only if the request is still
+    at the version read (:meth:`~shared.uow.BaseUnitOfWork.write_with_events`). Otherwise it
+    is read again and the move decided again (it may then be refused: a 409 from its new
+    state).
+    """
     db: Database = uow.session if isinstance(uow, UnitOfWork) else uow.connection
-    row = await request_of_pole(db, principal, request_id, lock=True)
+    for _ in range(MOVE_ATTEMPTS):
+        row = await request_of_pole(db, principal, request_id)
+        changes = await _move(db, principal, row, action, body)
+        moved = RequestRow(**{**row._mapping, **changes})
+        uow.publish(snapshot(EVENTS[changes["state"]], moved))
+        parameters = {f"new_{name}": getattr(moved, name) for name in MOVED_COLUMNS}
+        written = await uow.write_with_events(
+            _MOVE, {"request_id": row.id, "read_version": row.version, **parameters}
+        )
+        if written is not None:
+            return written
+    raise Conflict("The request keeps changing under this move; retry.")
+
+
+async def _move(
+    db: Database, principal: Principal, row: Any, action: str, body: MoveBody
+) -> dict[str, Any]:
+    """What ``action`` changes in ``row`` for ``principal``; 403, 409 or 422 if it may not."""
     target = ALLOWED.get(row.state, {}).get(action)
     if target is None:
         raise Conflict(
@@ -730,25 +831,14 @@ async def move(
     if action == "no_show":
         changes["fee_percent"] = (await _rules(db, row.pole_id)).no_show_fee_percent
     if action == "complete":
-        changes["quantity_used"] = (
-            body.quantity_used if body.quantity_used is not None else row.quantity
-        )
+        used = body.quantity_used if body.quantity_used is not None else row.quantity
+        # As the column keeps it (two places), so that the event says what the row says.
+        changes["quantity_used"] = used.quantize(CENT) if used is not None else None
     if target == "accepted":
-        offer_row = (await db.execute(select(offer).where(offer.c.id == row.offer_id))).one()
-        currency = (
-            await db.execute(select(pole.c.currency).where(pole.c.id == row.pole_id))
-        ).scalar_one()
-        changes["terms"] = freeze_terms(offer_row, row.quantity, currency).model_dump(mode="json")
-    moved = (
-        await db.execute(
-            update(booking_request)
-            .where(booking_request.c.id == row.id)
-            .values(**changes)
-            .returning(*booking_request.c)
-        )
-    ).one()
-    uow.publish(snapshot(EVENTS[target], moved))
-    return moved
+        offer_row = (await db.execute(_OFFER_AND_CURRENCY, {"offer_id": row.offer_id})).one()
+        terms = freeze_terms(offer_row, row.quantity, offer_row.pole_currency)
+        changes["terms"] = terms.model_dump(mode="json")
+    return changes
 
 
 async def _rules(db: Database, pole_id: uuid.UUID) -> ExchangeRules:
