@@ -53,12 +53,12 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from ledger.models import pole as ledger_pole
 from ptce.testing.api import Caller, staff_time
 from ptce.testing.exchange import PARIS, at, next_monday
-from ptce.testing.helpers import caught_up, eventually
+from ptce.testing.helpers import eventually
 from ptce.testing.ledger import Books
 
 EXAMPLES = int(os.environ.get("PTCE_MODEL_EXAMPLES", "15"))
@@ -853,24 +853,8 @@ class ExchangeAndLedger(RuleBasedStateMachine):
         posted late. (Not after a failed step, whose report says what went wrong: Hypothesis
         tears down in a ``finally``, where the failure is the exception being handled.)"""
         if self.callers and sys.exc_info()[1] is None:
-            self.run(self._quiet())
+            self.run(self.books.quiet())
             self.run(self._ledger_agrees(wait=False))
-
-    async def _quiet(self) -> None:
-        """Wait until the exchange sent every event and the ledger applied them."""
-        market = self.books.market
-
-        async def sent() -> bool:
-            async with market.runtime.engine.connect() as conn:
-                return not await conn.scalar(
-                    text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                )
-
-        await eventually(sent)
-        (valuation,) = (
-            c for c in self.books.runtime.consumers if c.spec.name.endswith("valuation")
-        )
-        await eventually(lambda: caught_up(valuation, self.books.runtime.settings))
 
     async def _chain(self) -> dict[str, Any]:
         """The check of the pole's hash chain: its entries, and whether it is intact."""
