@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 from exchange.models import booking_request
 from ptce.testing.api import AVAILABILITY, outbox_types, problem, staff_time
 from ptce.testing.exchange import PARIS, Market, at, next_monday, parties
+from ptce.testing.helpers import eventually
 
 
 async def test_an_instant_offer_is_accepted_at_once_with_frozen_terms(market: Market) -> None:
@@ -220,6 +221,53 @@ async def test_an_offer_made_exclusive_still_counts_the_holds_it_took_before(
         "/requests", json={"offer_id": offer["id"], "start": at(day, 12), "end": at(day, 13)}
     )
     assert after.status_code == 201, after.text
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"), [({"state": "paused"}, 409), ({"title": "Salle renommée"}, 201)]
+)
+async def test_a_booking_checks_the_offer_as_it_is_when_written(
+    market: Market, change: dict[str, str], expected: int
+) -> None:
+    """A capacity-one offer is booked without a lock held across the checks: an offer copy
+    changed after the booking read it (by the catalog's event) is read and checked again."""
+    _, provider, requester = await parties(market)
+    offer = await market.published(provider, booking_mode="instant")
+    day = next_monday()
+    sets = ", ".join(f"{name} = :{name}" for name in change)
+    async with market.runtime.engine.connect() as catalog_event:
+        await catalog_event.execute(
+            text(f"UPDATE offer SET {sets}, version = version + 1 WHERE id = :id"),
+            {**change, "id": uuid.UUID(offer["id"])},
+        )
+        booking = asyncio.create_task(
+            market.on_exchange(requester).post(
+                "/requests", json={"offer_id": offer["id"], "start": at(day, 9), "end": at(day, 18)}
+            )
+        )
+
+        async def waits_for_the_offer() -> bool:
+            async with market.runtime.engine.connect() as waiting:
+                return bool(
+                    await waiting.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                            "'Lock' AND query LIKE '%INSERT INTO booking_request%'"
+                        )
+                    )
+                )
+
+        await eventually(waits_for_the_offer)
+        await catalog_event.commit()
+    answer = await booking
+    assert answer.status_code == expected, answer.text
+    if expected == 409:
+        assert "paused" in problem(answer, 409)["detail"]
+    async with market.runtime.engine.connect() as conn:
+        held = await conn.scalar(
+            select(func.count()).where(booking_request.c.offer_id == uuid.UUID(offer["id"]))
+        )
+    assert held == (1 if expected == 201 else 0)
 
 
 async def test_staff_time_never_exceeds_its_weekly_cap(market: Market) -> None:

@@ -20,6 +20,7 @@ from exchange.requests import (
     MoveBody,
     NewRequest,
     NewSeries,
+    book,
     cancel_series,
     create_request,
     create_series,
@@ -134,6 +135,12 @@ async def post_request(
     body: NewRequest,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    if idempotency_key is None:
+        row = await book(runtime, principal, body)
+        return _created(
+            request_answer(row).model_dump_json(), f"/requests/{row.id}", etag(row.version)
+        )
+
     async def create(uow: ConnectionUnitOfWork) -> str:
         return request_answer(await create_request(uow, principal, body)).model_dump_json()
 

@@ -37,6 +37,8 @@ from sqlalchemy import bindparam, exists, func, insert, literal_column, select, 
 from sqlalchemy.dialects.postgresql import TSTZRANGE, Range
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.elements import ColumnElement
 
 from exchange.models import HOLDING_STATES, booking_request, offer, pole
 from shared.auth import Principal, Role
@@ -57,6 +59,7 @@ from shared.contracts.exchange import (
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, NotFound, NotReadyYet, UnprocessableEntity
 from shared.limits import END_OF_INSTANTS, Instant
+from shared.runtime import ServiceRuntime
 from shared.uow import BaseUnitOfWork, ConnectionUnitOfWork, UnitOfWork
 
 PERIOD_KINDS = ("premises", "equipment", "staff_time")
@@ -234,17 +237,19 @@ RequestRow = namedtuple("RequestRow", [column.name for column in booking_request
 PoleRow = namedtuple("PoleRow", [column.name for column in pole.c])  # type: ignore[misc]
 """A pole's copy read along with an offer (the same fields as a ``pole`` row)."""
 
-# The offer, locked, and its pole's copy in one statement. The lock is on the offer's row
-# only (FOR UPDATE OF offer): it serialises every booking of one offer, so the capacity and
-# weekly-cap checks see every committed hold (and the exclusion constraint backs capacity
-# one); the pole's copy is only read. Outer join: a pole copy not there yet is told apart.
-_LOCKED_OFFER_AND_POLE = (
+# The offer and its pole's copy in one statement. Outer join: a pole copy not there yet is
+# told apart.
+_OFFER_AND_POLE = (
     select(offer, *[column.label(f"pole__{column.name}") for column in pole.c])
     .outerjoin(pole, pole.c.id == offer.c.pole_id)
     .where(offer.c.id == bindparam("offer_id"), offer.c.pole_id == bindparam("pole_id"))
-    .with_for_update(of=offer)
 )
+# Locked where holds are counted here (capacity above one, a weekly cap): the lock is on the
+# offer's row only (FOR UPDATE OF offer) and serialises every booking of one offer, so that
+# the count sees every committed hold; the pole's copy is only read.
+_LOCKED_OFFER_AND_POLE = _OFFER_AND_POLE.with_for_update(of=offer)
 _OFFER_COLUMNS = len(offer.c)
+_OFFER_VERSION = select(offer.c.version).where(offer.c.id == bindparam("offer_id"))
 
 # The states as literals, not parameters: a prepared statement's generic plan can then use
 # the partial index of holding periods (its predicate names the same states).
@@ -260,15 +265,14 @@ _OVERLAPPING = (
 )
 
 
-async def _locked_offer_and_pole(
-    db: Database, principal: Principal, offer_id: uuid.UUID
+async def _offer_and_pole(
+    db: Database, principal: Principal, offer_id: uuid.UUID, *, lock: bool
 ) -> tuple[Any, Any]:
-    """The offer, locked (404 when not in the caller's pole), and its pole's copy (``None``
-    when it has not arrived yet)."""
+    """The offer, locked if asked (404 when not in the caller's pole), and its pole's copy
+    (``None`` when it has not arrived yet)."""
+    statement = _LOCKED_OFFER_AND_POLE if lock else _OFFER_AND_POLE
     row = (
-        await db.execute(
-            _LOCKED_OFFER_AND_POLE, {"offer_id": offer_id, "pole_id": principal.pole_id}
-        )
+        await db.execute(statement, {"offer_id": offer_id, "pole_id": principal.pole_id})
     ).first()
     if row is None:
         raise NotFound("No such offer in your pole.")
@@ -372,12 +376,13 @@ async def _check_weekly_cap(
 
 
 async def _requestable_offer(
-    db: Database, principal: Principal, offer_id: uuid.UUID
+    db: Database, principal: Principal, offer_id: uuid.UUID, *, lock: bool = True
 ) -> tuple[Any, Any]:
-    """The offer, locked, if the caller may request it now; and its pole's settings."""
+    """The offer (locked unless told not to) if the caller may request it now; and its
+    pole's settings."""
     if principal.role is Role.auditor:
         raise Forbidden("An auditor's client may only read.")
-    offer_row, pole_row = await _locked_offer_and_pole(db, principal, offer_id)
+    offer_row, pole_row = await _offer_and_pole(db, principal, offer_id, lock=lock)
     if offer_row.state != "published":
         raise Conflict(f"The offer is {offer_row.state}: it takes no requests.")
     if offer_row.owner_id == principal.member_id:
@@ -428,33 +433,65 @@ async def _check_holds(db: Database, offer_row: Any, period: Range[datetime]) ->
 
 def _insert_checks_holds(offer_row: Any) -> bool:
     """Capacity one (and no weekly cap to count): the insert itself is refused if any hold
-    overlaps the period (``_INSERT_REQUEST_IF_FREE``), which saves the overlap query's round
-    trip on every booking; the query then only runs to name the conflict."""
+    overlaps the period (``_insert_request(if_free=True)``), which saves the overlap query's
+    round trip on every booking; the query then only runs to name the conflict."""
     cap = (offer_row.attributes or {}).get("max_hours_per_week")
     return bool(offer_row.capacity == 1 and (offer_row.kind != "staff_time" or cap is None))
+
+
+def counts_holds_under_lock(offer_row: Any) -> bool:
+    """Whether booking ``offer_row`` counts its holds (capacity above one, a weekly cap): that
+    count needs the offer locked for the rest of a transaction."""
+    return offer_row.kind in PERIOD_KINDS and not _insert_checks_holds(offer_row)
 
 
 _REQUEST_VALUES = {
     column.name: bindparam(column.name, type_=column.type) for column in booking_request.c
 }
-_INSERT_REQUEST = insert(booking_request).values(_REQUEST_VALUES).returning(*booking_request.c)
-# Run once the offer is locked: the statement's snapshot then has every committed hold
-# (holds written before this request's offer was made exclusive included, which the
-# exclusion constraint, over exclusive holds only, would not see).
-_INSERT_REQUEST_IF_FREE = (
-    insert(booking_request)
-    .from_select(
-        list(_REQUEST_VALUES),
-        select(*_REQUEST_VALUES.values()).where(
+
+
+def _insert_request_statement(*, if_free: bool) -> ReturningInsert[Any]:
+    """The insert of a request, which writes nothing unless the offer is still at the version
+    its checks read (``offer_version``), and, ``if_free``, no hold overlaps its period.
+
+    The offer's row is share-locked for the statement: a change of the offer waits for it, or
+    it for that change, and then sees the new version (and writes nothing). A booking needs no
+    other lock when nothing is counted (capacity one: the exclusion constraint refuses two
+    exclusive holds at once; ``if_free`` sees the holds written before the offer was made
+    exclusive, which the constraint does not cover).
+    """
+    offer_unchanged = exists(
+        select(offer.c.id)
+        .where(
+            offer.c.id == _REQUEST_VALUES["offer_id"],
+            offer.c.version == bindparam("offer_version"),
+        )
+        .with_for_update(read=True)
+    )
+    conditions: list[ColumnElement[bool]] = [offer_unchanged]
+    if if_free:
+        conditions.append(
             ~exists().where(
                 booking_request.c.offer_id == _REQUEST_VALUES["offer_id"],
                 _HOLDING,
                 booking_request.c.period.op("&&")(_REQUEST_VALUES["period"]),
             )
-        ),
+        )
+    return (
+        insert(booking_request)
+        .from_select(list(_REQUEST_VALUES), select(*_REQUEST_VALUES.values()).where(*conditions))
+        .returning(*booking_request.c)
     )
-    .returning(*booking_request.c)
-)
+
+
+_INSERT_REQUEST = _insert_request_statement(if_free=False)
+_INSERT_REQUEST_IF_FREE = _insert_request_statement(if_free=True)
+
+
+class OfferChanged(Exception):
+    """The offer changed between the read its checks used and the insert: check again."""
+
+
 # "… conflicts with existing key (offer_id, period)=(<uuid>, ["<start>","<end>"))."
 _EXISTING_PERIOD = re.compile(
     r'existing key \(offer_id, period\)=\([^,]*, \["([^"]+)","([^"]+)"\)\)'
@@ -486,12 +523,13 @@ async def _insert_request(
     series_id: uuid.UUID | None = None,
 ) -> Any:
     """Record a checked request (accepted at once for an instant-booking offer), and its
-    events; the exclusion constraint has the last word on capacity one.
+    events, in one statement; the exclusion constraint has the last word on capacity one.
+    :class:`OfferChanged` if the offer is no longer at the version ``offer_row`` read.
 
-    No savepoint: the offer's lock and the overlap query have decided, so a violation can
-    only come from a hold written without the lock; it aborts the transaction, and the 409
-    names the period from the constraint's detail (or the requested one), with no further
-    query. A caller that goes on after a refusal (a series) wraps the call in a savepoint.
+    No savepoint: a violation of the constraint aborts a transaction (or the statement
+    alone, outside one), and the 409 names the period from the constraint's detail (or the
+    requested one), with no further query. A caller that goes on after a refusal in a
+    transaction (a series) wraps the call in a savepoint.
     """
     now = utcnow()
     instant = offer_row.booking_mode == "instant"
@@ -531,25 +569,69 @@ async def _insert_request(
     if_free = period is not None and _insert_checks_holds(offer_row)
     try:
         row = await uow.write_with_events(
-            _INSERT_REQUEST_IF_FREE if if_free else _INSERT_REQUEST, request._asdict()
+            _INSERT_REQUEST_IF_FREE if if_free else _INSERT_REQUEST,
+            {**request._asdict(), "offer_version": offer_row.version},
         )
     except IntegrityError as exc:
         violation = getattr(exc.orig, "__cause__", None)
         if isinstance(violation, ExclusionViolationError):
             raise _conflict(period, _existing_period(violation)) from exc
         raise
-    if row is None:  # a hold overlaps: named by the query the insert saved
-        assert period is not None
+    if row is None:
+        current = (await db.execute(_OFFER_VERSION, {"offer_id": offer_row.id})).scalar()
+        if current != offer_row.version or not if_free:
+            raise OfferChanged
+        assert period is not None  # a hold overlaps: named by the query the insert saved
         await _check_holds(db, offer_row, period)
         raise _conflict(period, None)
     return row
 
 
+BOOK_ATTEMPTS = 5
+
+
+async def book(runtime: ServiceRuntime, principal: Principal, command: NewRequest) -> Any:
+    """Record a request (no ``Idempotency-Key``); the row written.
+
+    Where no hold is counted here (a capacity-one offer, a service), no transaction: the
+    offer is read without a lock, the request checked against it, and one statement writes it
+    with its events if the offer is still at the version read (read again and checked again
+    otherwise). Where holds are counted, the offer is locked in a transaction
+    (:func:`create_request`).
+    """
+    for _ in range(BOOK_ATTEMPTS):
+        async with runtime.connection_uow(autocommit=True) as uow:
+            offer_row, pole_row = await _requestable_offer(
+                uow.connection, principal, command.offer_id, lock=False
+            )
+            if not counts_holds_under_lock(offer_row):
+                try:
+                    return await _create_request(uow, principal, command, offer_row, pole_row)
+                except OfferChanged:
+                    continue
+        async with runtime.connection_uow() as uow:
+            row = await create_request(uow, principal, command)
+            await uow.commit()
+            return row
+    raise Conflict("The offer keeps changing under this request; retry.")
+
+
 async def create_request(
     uow: ConnectionUnitOfWork, principal: Principal, command: NewRequest
 ) -> Any:
+    """Record a request in ``uow``'s transaction, the offer locked; the row written."""
+    offer_row, pole_row = await _requestable_offer(uow.connection, principal, command.offer_id)
+    return await _create_request(uow, principal, command, offer_row, pole_row)
+
+
+async def _create_request(
+    uow: ConnectionUnitOfWork,
+    principal: Principal,
+    command: NewRequest,
+    offer_row: Any,
+    pole_row: Any,
+) -> Any:
     db = uow.connection
-    offer_row, pole_row = await _requestable_offer(db, principal, command.offer_id)
     period: Range[datetime] | None = None
     if offer_row.kind in PERIOD_KINDS:
         if command.start is None or command.end is None:
