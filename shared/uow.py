@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from shared.db import as_arrays, unnested_rows
+from shared.driver import DriverConnection, hot
 from shared.events.envelope import new_cloudevent, to_structured_json
 from shared.events.registry import EventPayload, topic_name
 from shared.logging import request_id_var
@@ -53,8 +54,10 @@ def _write_with_outbox(outbox: Table, write: Write) -> Select[Any]:
     """
     written = write.cte("written")
     events = unnested_rows(outbox, OUTBOX_COLUMNS, prefix=_OUTBOX_PARAMETER).join(written, true())
-    return select(written).add_cte(
-        pg_insert(outbox).from_select(list(OUTBOX_COLUMNS), events).cte("events")
+    return hot(
+        select(written).add_cte(
+            pg_insert(outbox).from_select(list(OUTBOX_COLUMNS), events).cte("events")
+        )
     )
 
 
@@ -189,10 +192,14 @@ class ConnectionUnitOfWork(BaseUnitOfWork):
     On an engine in autocommit mode there is no transaction (no ``BEGIN``, no ``COMMIT``):
     each statement commits by itself, so the change and its events must be one statement,
     :meth:`write_with_events`, after reads that lock nothing (a compare-and-set on a
-    version then decides, as the API's moves of a request do).
+    version then decides, as the API's moves of a request do). Statements then run on
+    ``self.db``, where the hot ones go to the driver directly (``shared.driver``).
     """
 
     connection: AsyncConnection
+    db: AsyncConnection | DriverConnection
+    """Where statements run: ``self.connection``, or its :class:`DriverConnection` in
+    autocommit mode."""
 
     def __init__(self, engine: AsyncEngine, *, outbox: Table, topic_prefix: str = "") -> None:
         super().__init__(outbox=outbox, topic_prefix=topic_prefix)
@@ -201,6 +208,7 @@ class ConnectionUnitOfWork(BaseUnitOfWork):
 
     async def __aenter__(self) -> Self:
         self.connection = await self._engine.connect().start()
+        self.db = DriverConnection(self.connection) if self._autocommit else self.connection
         self._begin()
         return self
 
@@ -214,7 +222,7 @@ class ConnectionUnitOfWork(BaseUnitOfWork):
         await self.connection.close()  # rolls back what was not committed
 
     async def _execute(self, statement: Any, parameters: dict[str, Any]) -> Any:
-        return await self.connection.execute(statement, parameters)
+        return await self.db.execute(statement, parameters)
 
     async def flush_events(self) -> None:
         """Write the recorded events to the outbox (inside the open transaction)."""

@@ -57,6 +57,7 @@ from shared.contracts.exchange import (
     RequestWithdrawn,
 )
 from shared.db import utcnow
+from shared.driver import DriverConnection, hot
 from shared.errors import Conflict, Forbidden, NotFound, NotReadyYet, UnprocessableEntity
 from shared.limits import END_OF_INSTANTS, Instant
 from shared.runtime import ServiceRuntime
@@ -67,8 +68,10 @@ MAX_PERIOD = timedelta(days=366)
 """The longest period a request may name: the longest booking an offer may allow."""
 CENT = Decimal("0.01")
 
-Database = AsyncSession | AsyncConnection
-"""Where a statement runs: a unit of work's session, or (cheaper in Python) its connection."""
+Database = AsyncSession | AsyncConnection | DriverConnection
+"""Where a statement runs: a unit of work's session, or (cheaper in Python) its connection,
+or outside any transaction its :class:`~shared.driver.DriverConnection` (``uow.db``), where
+the statements declared ``hot`` skip SQLAlchemy's execution."""
 
 
 class NewRequest(BaseModel):
@@ -239,7 +242,7 @@ PoleRow = namedtuple("PoleRow", [column.name for column in pole.c])  # type: ign
 
 # The offer and its pole's copy in one statement. Outer join: a pole copy not there yet is
 # told apart.
-_OFFER_AND_POLE = (
+_OFFER_AND_POLE = hot(
     select(offer, *[column.label(f"pole__{column.name}") for column in pole.c])
     .outerjoin(pole, pole.c.id == offer.c.pole_id)
     .where(offer.c.id == bindparam("offer_id"), offer.c.pole_id == bindparam("pole_id"))
@@ -249,12 +252,12 @@ _OFFER_AND_POLE = (
 # the count sees every committed hold; the pole's copy is only read.
 _LOCKED_OFFER_AND_POLE = _OFFER_AND_POLE.with_for_update(of=offer)
 _OFFER_COLUMNS = len(offer.c)
-_OFFER_VERSION = select(offer.c.version).where(offer.c.id == bindparam("offer_id"))
+_OFFER_VERSION = hot(select(offer.c.version).where(offer.c.id == bindparam("offer_id")))
 
 # The states as literals, not parameters: a prepared statement's generic plan can then use
 # the partial index of holding periods (its predicate names the same states).
 _HOLDING = booking_request.c.state.in_([literal_column(f"'{state}'") for state in HOLDING_STATES])
-_OVERLAPPING = (
+_OVERLAPPING = hot(
     select(booking_request.c.id, booking_request.c.period)
     .where(
         booking_request.c.offer_id == bindparam("offer_id"),
@@ -396,10 +399,13 @@ def _pole_not_ready() -> NotReadyYet:
     return NotReadyYet("This pole's settings have not reached the exchange yet; retry.")
 
 
+_POLE = hot(select(pole).where(pole.c.id == bindparam("pole_id")))
+
+
 async def pole_of(db: Database, pole_id: uuid.UUID) -> Any:
     """The copy of a pole's settings; 503 (retry) in the moment before the catalog's event
     announcing it has arrived (its offers' events may come first: other partitions)."""
-    row = (await db.execute(select(pole).where(pole.c.id == pole_id))).first()
+    row = (await db.execute(_POLE, {"pole_id": pole_id})).first()
     if row is None:
         raise _pole_not_ready()
     return row
@@ -602,7 +608,7 @@ async def book(runtime: ServiceRuntime, principal: Principal, command: NewReques
     for _ in range(BOOK_ATTEMPTS):
         async with runtime.connection_uow(autocommit=True) as uow:
             offer_row, pole_row = await _requestable_offer(
-                uow.connection, principal, command.offer_id, lock=False
+                uow.db, principal, command.offer_id, lock=False
             )
             if not counts_holds_under_lock(offer_row):
                 try:
@@ -620,7 +626,7 @@ async def create_request(
     uow: ConnectionUnitOfWork, principal: Principal, command: NewRequest
 ) -> Any:
     """Record a request in ``uow``'s transaction, the offer locked; the row written."""
-    offer_row, pole_row = await _requestable_offer(uow.connection, principal, command.offer_id)
+    offer_row, pole_row = await _requestable_offer(uow.db, principal, command.offer_id)
     return await _create_request(uow, principal, command, offer_row, pole_row)
 
 
@@ -631,7 +637,7 @@ async def _create_request(
     offer_row: Any,
     pole_row: Any,
 ) -> Any:
-    db = uow.connection
+    db = uow.db
     period: Range[datetime] | None = None
     if offer_row.kind in PERIOD_KINDS:
         if command.start is None or command.end is None:
@@ -803,15 +809,21 @@ def snapshot(kind: type[RequestSnapshot], row: Any) -> RequestSnapshot:
     )
 
 
+_REQUEST_OF_POLE = hot(
+    select(booking_request).where(
+        booking_request.c.id == bindparam("request_id"),
+        booking_request.c.pole_id == bindparam("pole_id"),
+    )
+)
+_LOCKED_REQUEST_OF_POLE = _REQUEST_OF_POLE.with_for_update()
+
+
 async def request_of_pole(
     db: Database, principal: Principal, request_id: uuid.UUID, *, lock: bool = False
 ) -> Any:
-    statement = select(booking_request).where(
-        booking_request.c.id == request_id, booking_request.c.pole_id == principal.pole_id
-    )
-    if lock:
-        statement = statement.with_for_update()
-    row = (await db.execute(statement)).first()
+    statement = _LOCKED_REQUEST_OF_POLE if lock else _REQUEST_OF_POLE
+    parameters = {"request_id": request_id, "pole_id": principal.pole_id}
+    row = (await db.execute(statement, parameters)).first()
     sees = row is not None and (
         principal.role in (Role.coordinator, Role.auditor)
         or principal.member_id in (row.provider_id, row.requester_id)
@@ -842,7 +854,7 @@ _MOVE = (
 )
 MOVE_ATTEMPTS = 5
 # The terms an acceptance freezes: the offer's, in its pole's currency.
-_OFFER_AND_CURRENCY = (
+_OFFER_AND_CURRENCY = hot(
     select(offer, pole.c.currency.label("pole_currency"))
     .join(pole, pole.c.id == offer.c.pole_id)
     .where(offer.c.id == bindparam("offer_id"))
@@ -864,11 +876,11 @@ async def move(
     is read again and the move decided again (it may then be refused: a 409 from its new
     state).
     """
-    db: Database = uow.session if isinstance(uow, UnitOfWork) else uow.connection
+    db: Database = uow.session if isinstance(uow, UnitOfWork) else uow.db
     for _ in range(MOVE_ATTEMPTS):
         row = await request_of_pole(db, principal, request_id)
         changes = await _move(db, principal, row, action, body)
-        moved = RequestRow(**{**row._mapping, **changes})
+        moved = RequestRow(**{**row._asdict(), **changes})
         uow.publish(snapshot(EVENTS[changes["state"]], moved))
         parameters = {f"new_{name}": getattr(moved, name) for name in MOVED_COLUMNS}
         written = await uow.write_with_events(
