@@ -203,6 +203,10 @@ def run_dev(*, data_dir: Path, fresh: bool, demo: bool) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, request_stop)
+    # Whatever this process inherited (a parent that ignored or blocked them), Ctrl-C and
+    # SIGTERM stop everything: an ignored SIGINT is inherited across exec, a blocked one too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         started = time.monotonic()
         system.start_servers()

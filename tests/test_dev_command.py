@@ -49,12 +49,26 @@ def _stop(process: subprocess.Popen[str]) -> list[str]:
     assert len(descendants) >= 5  # three services, PostgreSQL, the broker
     process.send_signal(signal.SIGINT)
     # Read its output while it stops: one that fills the pipe would block it from exiting.
-    output, _ = process.communicate(timeout=60)
+    try:
+        output, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"ptce dev did not stop: {_where(process.pid)}") from None
     assert process.returncode == 0, output[-5000:]
     rest = output.splitlines()
     _gone, alive = psutil.wait_procs(descendants, timeout=10)
     assert alive == [], f"left behind: {[p.cmdline() for p in alive]}"
     return rest
+
+
+def _where(pid: int) -> str:
+    """What a process that does not stop is doing: its signal masks and its threads' waits."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    masks = [line for line in status if line.startswith(("State", "Sig", "Shd"))]
+    threads = [
+        f"{task.name}: {(task / 'wchan').read_text()} {(task / 'stat').read_text().split()[2]}"
+        for task in Path(f"/proc/{pid}/task").iterdir()
+    ]
+    return f"{masks} threads {threads}"
 
 
 def _definition(service: str) -> ServiceDefinition:
