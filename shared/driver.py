@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import greenlet_spawn
 
 S = TypeVar("S", bound=ClauseElement)
+T = TypeVar("T")
 
 _HOT: dict[int, ClauseElement] = {}
 """The statements declared hot, by identity (held here, so that an identity is never reused)."""
@@ -145,20 +146,26 @@ class DriverConnection:
             self._raw = await self.connection.get_raw_connection()
         raw = self._raw
         compiled = self._compiled.get(id(statement))
-        if compiled is None:
-            compiled = await _Compiled.of(statement, self.connection.dialect, raw.driver_connection)
+        if compiled is None:  # once per statement and engine: a round trip to prepare it
+            preparing = _Compiled.of(statement, self.connection.dialect, raw.driver_connection)
+            compiled = await self._translating(raw, str(statement), [], preparing)
             self._compiled[id(statement)] = compiled
-        arguments = compiled.arguments(parameters or {})
+        arguments = compiled.arguments(parameters or {})  # a missing one: SQLAlchemy's error
+        fetching = raw.driver_connection.fetch(compiled.sql, *arguments)
+        records = await self._translating(raw, compiled.sql, arguments, fetching)
+        return DriverResult(compiled.rows(records))
+
+    async def _translating(self, raw: Any, sql: str, arguments: list[Any], work: Awaitable[T]) -> T:
+        """``work``'s result; its error as SQLAlchemy would have raised it, which on a lost
+        connection also invalidates the pool."""
         try:
-            records = await raw.driver_connection.fetch(compiled.sql, *arguments)
+            return await work
         except Exception as error:
             self._raw = None
-            # SQLAlchemy translates it and, if the connection was lost, invalidates the pool.
             await greenlet_spawn(
-                self._raise_translated, error, raw.dbapi_connection, compiled.sql, arguments
+                self._raise_translated, error, raw.dbapi_connection, sql, arguments
             )
             raise  # not reached: _raise_translated raises
-        return DriverResult(compiled.rows(records))
 
     def _raise_translated(
         self, error: Exception, adapted: Any, sql: str, arguments: list[Any]
