@@ -17,7 +17,7 @@ from functools import cache
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import Insert, Row, Select, Table, insert, select, true
+from sqlalchemy import Insert, Select, Table, insert, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
@@ -100,17 +100,17 @@ class BaseUnitOfWork(ABC):
     async def _execute(self, statement: Any, parameters: dict[str, Any]) -> Any:
         """Run one statement in this unit of work (its session, or its connection)."""
 
-    async def write_with_events(self, write: Write, parameters: dict[str, Any]) -> Row[Any] | None:
+    async def write_with_events(self, write: Write, parameters: dict[str, Any]) -> Any:
         """Run ``write`` (one row's ``INSERT`` or ``UPDATE … RETURNING``) and write the events
         recorded so far to the outbox, in one statement: atomic even outside a transaction.
 
-        The written row; ``None`` when ``write`` changed no row (a compare-and-set that lost
+        The written row (a SQLAlchemy ``Row``, or a named tuple from the driver: read its
+        fields by name); ``None`` when ``write`` changed no row (a compare-and-set that lost
         to another writer), and then no event is written: they are forgotten.
         """
         statement = _write_with_outbox(self._outbox, write)
         events = as_arrays(self._outbox_rows(), OUTBOX_COLUMNS, prefix=_OUTBOX_PARAMETER)
-        row: Row[Any] | None = (await self._execute(statement, parameters | events)).first()
-        return row
+        return (await self._execute(statement, parameters | events)).first()
 
     def _outbox_rows(self) -> list[dict[str, Any]]:
         """The recorded events as outbox rows (and forget them)."""

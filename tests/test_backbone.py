@@ -25,7 +25,7 @@ from exchange.service import DEFINITION as EXCHANGE
 from ledger.models import pole as ledger_pole
 from ledger.service import DEFINITION as LEDGER
 from ptce.embedded import EmbeddedBroker, free_port
-from ptce.testing.helpers import caught_up, eventually, read_topic
+from ptce.testing.helpers import caught_up, eventually, read_topic, unpublished
 from ptce.testing.plugin import Runtimes, SettingsFactory
 from shared.consumer import ConsumerSpec, IdempotentConsumer, in_group
 from shared.contracts.catalog import PoleRegistered
@@ -78,12 +78,6 @@ async def pole_count(runtime: ServiceRuntime, pole_id: uuid.UUID) -> int:
         return int(count or 0)
 
 
-async def unpublished(runtime: ServiceRuntime) -> int:
-    async with runtime.engine.connect() as conn:
-        count = await conn.scalar(text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
-        return int(count or 0)
-
-
 async def test_state_change_and_its_event_reach_the_other_services(
     service_settings: SettingsFactory, runtimes: Runtimes
 ) -> None:
@@ -115,7 +109,7 @@ async def test_state_change_and_its_event_reach_the_other_services(
         "EUR",
         1,
     )
-    assert await unpublished(catalog) == 0
+    assert await unpublished(catalog.engine) == 0
     # The request id of the action travelled with its event.
     async with catalog.engine.connect() as conn:
         stored = await conn.scalar(text("SELECT cloudevent FROM outbox"))
@@ -291,7 +285,7 @@ async def test_events_committed_while_the_broker_is_unreachable_are_delivered_af
         ]
         await asyncio.sleep(3)
         # Committed, waiting in the outbox: the broker cannot take them.
-        assert await unpublished(catalog) == 3
+        assert await unpublished(catalog.engine) == 3
         assert all([await pole_count(exchange, p.id) == 0 for p in during])
     finally:
         broker.resume()
@@ -340,7 +334,7 @@ async def test_a_broker_restarted_empty_loses_nothing_and_doubles_nothing(
 
 
 async def _none_unpublished(runtime: ServiceRuntime) -> bool:
-    return await unpublished(runtime) == 0
+    return await unpublished(runtime.engine) == 0
 
 
 class SimulatedCrash(BaseException):
@@ -420,7 +414,7 @@ async def test_a_batch_is_applied_in_one_transaction_and_its_offsets_committed_w
     ]
 
     async def all_sent() -> bool:
-        return await unpublished(catalog) == 0
+        return await unpublished(catalog.engine) == 0
 
     await eventually(all_sent)
     task = asyncio.create_task(first.run())

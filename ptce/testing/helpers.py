@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.consumer import IdempotentConsumer
 from shared.settings import KernelSettings
@@ -43,6 +45,13 @@ async def end_offsets(settings: KernelSettings, topic: str) -> dict[TopicPartiti
         return offsets
     finally:
         await consumer.stop()
+
+
+async def unpublished(engine: AsyncEngine) -> int:
+    """Events a service committed (its database: ``engine``) and has not handed to the broker."""
+    async with engine.connect() as conn:
+        count = await conn.scalar(text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+    return int(count or 0)
 
 
 async def caught_up(consumer: IdempotentConsumer, settings: KernelSettings) -> bool:

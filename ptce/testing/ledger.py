@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from ledger.models import member, pole
 from ledger.service import DEFINITION as LEDGER
 from ptce.testing.api import Caller
 from ptce.testing.exchange import Market, keys_of, market_api
-from ptce.testing.helpers import caught_up, eventually
+from ptce.testing.helpers import caught_up, eventually, unpublished
 from ptce.testing.plugin import SettingsFactory
 from shared.http import create_app
 from shared.runtime import ServiceRuntime
@@ -58,10 +58,7 @@ class Books:
         exchange = self.market.runtime
 
         async def sent() -> bool:
-            async with exchange.engine.connect() as conn:
-                return not await conn.scalar(
-                    text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                )
+            return await unpublished(exchange.engine) == 0
 
         await eventually(sent)
         (valuation,) = (c for c in self.runtime.consumers if c.spec.name.endswith("valuation"))

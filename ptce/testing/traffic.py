@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from ledger.trust import reconcile
 from ptce.testing.api import Caller, room
 from ptce.testing.exchange import at, next_monday
-from ptce.testing.helpers import eventually
+from ptce.testing.helpers import eventually, unpublished
 from ptce.testing.system import System
 
 # Each completed room: EX in both members' books and CVN (in kind) in the requester's.
@@ -136,11 +136,7 @@ class Scene:
 
     async def unpublished(self) -> int:
         """Events the exchange committed and has not yet handed to the broker."""
-        async with self.exchange_db.connect() as conn:
-            count = await conn.scalar(
-                text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            )
-        return int(count or 0)
+        return await unpublished(self.exchange_db)
 
 
 async def _until_done(change: Callable[[], Awaitable[None]]) -> None:
