@@ -11,8 +11,9 @@
 - Published rows are kept for a retention period, with the partition and offset the broker
   gave them. The relay notices a broker that lost its data (restarted empty, as the
   embedded one does): its topic missing or the partitions it had sent to empty when a new
-  producer starts, a send acknowledged at an offset it had already seen acknowledged, or a
-  consumer group reading its topic whose committed offset fell back. It
+  producer starts, a send acknowledged at an offset it had already seen acknowledged, a
+  consumer group reading its topic whose committed offset fell back, or, where no group has
+  committed, a partition it had sent to whose end fell back or stayed at nothing. It
   then sends again what the consumer groups reading its topic had not confirmed (committed
   past), in outbox order; consumers ignore what they had already applied.
   (:func:`republish_since` re-sends everything since a time: the operator's tool.)
@@ -315,12 +316,19 @@ class BrokerWatch:
         ]
         self._acknowledged: dict[int, int] | None = None
         self._committed: dict[tuple[str, int], int] = {}
+        # Partitions no group guards (none committed on them): their ends, as last read, and
+        # those acknowledged sends to by then.
+        self._ends: dict[int, int] = {}
+        self._sent_to: set[int] = set()
         self._last_check = 0.0
         self._admin: AIOKafkaAdminClient | None = None
+        self._reader: AIOKafkaConsumer | None = None
 
     def forget(self) -> None:
         self._acknowledged = None
         self._committed.clear()
+        self._ends.clear()
+        self._sent_to.clear()
 
     async def load(self, engine: AsyncEngine) -> None:
         if self._acknowledged is not None:
@@ -364,26 +372,14 @@ class BrokerWatch:
             return
         if topic_created:
             raise BrokerLostEvents(f"{self.topic} had to be created again", self.confirmed())
-        seconds = self._settings.kafka_timeout_seconds
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap_servers,
-            group_id=None,
-            request_timeout_ms=int(seconds * 1000),
-        )
         try:
-            await bounded(reader.start(), seconds, "connecting the offsets reader")
-            ends = await bounded(
-                reader.end_offsets([TopicPartition(self.topic, p) for p in used]),
-                seconds,
-                "reading the ends",
-            )
+            ends = await self._read_ends(used)
         except Exception as exc:
             log.info("broker_watch_skipped", topic=self.topic, error=repr(exc))
+            await self.close()
             return
-        finally:
-            await stop_quietly(reader, seconds)
         # Empty, not merely behind: Tansu's ends can lag a few offsets behind its acks.
-        emptied = [tp.partition for tp, end in ends.items() if end == 0]
+        emptied = [p for p, end in ends.items() if end == 0]
         if emptied:
             raise BrokerLostEvents(
                 f"{self.topic} partitions {emptied} are empty; offsets up to "
@@ -392,9 +388,14 @@ class BrokerWatch:
             )
 
     async def check(self) -> None:
-        """Every few seconds: the committed offsets of the groups that read the topic.
+        """Every few seconds: the committed offsets of the groups that read the topic, and
+        the ends of the partitions sent to that no group guards by its commits.
 
-        (Not the partitions' ends: Tansu's can lag behind offsets it has acknowledged.)
+        A group's offsets are the cheaper sign (Tansu reads a partition's end in time
+        proportional to the batches it holds) and the surer one (its ends can lag behind
+        what it acknowledged). But a partition no group has committed on (nobody read it
+        yet, or the topic has no reader) shows a loss only by its end: fallen back, or
+        still nothing a whole look after a send was acknowledged.
         """
         now = asyncio.get_running_loop().time()
         if now - self._last_check < WATCH_SECONDS:
@@ -402,6 +403,9 @@ class BrokerWatch:
         self._last_check = now
         try:
             committed = await self._read_committed()
+            unguarded = self._unguarded(committed)
+            topic_gone = bool(unguarded) and self.topic not in await self._list_topics()
+            ends = await self._read_ends(unguarded) if unguarded and not topic_gone else {}
         except Exception as exc:
             # The broker is unreachable or busy: the sends will tell, and so will the next look.
             log.info("broker_watch_skipped", topic=self.topic, error=repr(exc))
@@ -415,20 +419,79 @@ class BrokerWatch:
                     self.confirmed(),
                 )
         self._committed.update(committed)
+        if topic_gone:
+            raise BrokerLostEvents(
+                f"{self.topic} is gone; offsets up to "
+                f"{[self._acknowledged_at(p) for p in unguarded]} were acknowledged",
+                self.confirmed(),
+            )
+        for partition, end in ends.items():
+            before = self._ends.get(partition, 0)
+            if end < before or (end == 0 and partition in self._sent_to):
+                raise BrokerLostEvents(
+                    f"{self.topic}[{partition}] ends at {end}, after {before}; offsets up to "
+                    f"{self._acknowledged_at(partition)} were acknowledged",
+                    self.confirmed(),
+                )
+            self._ends[partition] = end
+        self._sent_to = set(unguarded)
 
-    async def _read_committed(self) -> dict[tuple[str, int], int]:
+    def _unguarded(self, committed: dict[tuple[str, int], int]) -> list[int]:
+        """Partitions this relay had sends acknowledged on that no group committed on."""
+        assert self._acknowledged is not None
+        return sorted(
+            partition
+            for partition, offset in self._acknowledged.items()
+            if offset >= 0
+            and not any(committed.get((group, partition), -1) >= 0 for group in self.groups)
+        )
+
+    def _acknowledged_at(self, partition: int) -> int:
+        assert self._acknowledged is not None
+        return self._acknowledged.get(partition, -1)
+
+    async def _list_topics(self) -> list[str]:
+        admin = await self._admin_client()
+        topics: list[str] = await bounded(
+            admin.list_topics(), self._settings.kafka_timeout_seconds, "listing the topics"
+        )
+        return topics
+
+    async def _read_ends(self, partitions: list[int]) -> dict[int, int]:
         seconds = self._settings.kafka_timeout_seconds
+        if self._reader is None:
+            reader = AIOKafkaConsumer(
+                bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                group_id=None,
+                request_timeout_ms=int(seconds * 1000),
+            )
+            self._reader = reader
+            await bounded(reader.start(), seconds, "connecting the offsets reader")
+        ends = await bounded(
+            self._reader.end_offsets([TopicPartition(self.topic, p) for p in partitions]),
+            seconds,
+            "reading the ends",
+        )
+        return {tp.partition: int(end) for tp, end in ends.items()}
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
         if self._admin is None:
+            seconds = self._settings.kafka_timeout_seconds
             admin = AIOKafkaAdminClient(
                 bootstrap_servers=self._settings.kafka_bootstrap_servers,
                 request_timeout_ms=int(seconds * 1000),
             )
             self._admin = admin
             await bounded(admin.start(), seconds, "connecting the admin client")
+        return self._admin
+
+    async def _read_committed(self) -> dict[tuple[str, int], int]:
+        seconds = self._settings.kafka_timeout_seconds
+        admin = await self._admin_client()
         committed: dict[tuple[str, int], int] = {}
         for group in self.groups:
             found = await bounded(
-                self._admin.list_consumer_group_offsets(group, partitions=self.partitions),
+                admin.list_consumer_group_offsets(group, partitions=self.partitions),
                 seconds,
                 "reading a group's offsets",
             )
@@ -440,8 +503,10 @@ class BrokerWatch:
 
     async def close(self) -> None:
         admin, self._admin = self._admin, None
+        reader, self._reader = self._reader, None
         if admin is not None:
             try:
                 await bounded(admin.close(), self._settings.kafka_timeout_seconds, "closing")
             except Exception as exc:
                 log.info("admin_close_failed", error=repr(exc))
+        await stop_quietly(reader, self._settings.kafka_timeout_seconds)

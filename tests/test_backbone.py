@@ -33,7 +33,7 @@ from shared.events.envelope import ReceivedEvent
 from shared.events.registry import dead_letter_topic, topic_name
 from shared.kafka import create_topics
 from shared.logging import request_id_var
-from shared.outbox import republish_since
+from shared.outbox import WATCH_SECONDS, republish_since
 from shared.readmodels import pole_copy_handler
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
@@ -331,6 +331,34 @@ async def test_a_broker_restarted_empty_loses_nothing_and_doubles_nothing(
     assert await pole_count(exchange, read.id) == 1
     async with exchange.engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM processed_event")) == 4
+
+
+async def test_a_loss_of_events_nobody_had_read_is_noticed_without_a_new_send(
+    private_system: PrivateSystem, runtimes: Runtimes
+) -> None:
+    """No group has committed on the catalog's topic yet, and the relay has nothing more to
+    send after the broker came back empty: only the partitions' ends tell it, and it reads
+    them by itself."""
+    broker, catalog = private_system.broker, private_system.catalog
+    exchange_settings = private_system.exchange.settings
+    await private_system.exchange.stop()
+    unread = [
+        await register_pole(catalog.uow(), RegisterPole(name=f"Jamais lu {i}")) for i in range(3)
+    ]
+    await eventually(lambda: _none_unpublished(catalog))
+    # The relay looks at the ends of the partitions it sent to, and looks again.
+    await asyncio.sleep(2 * WATCH_SECONDS + 1)
+    assert catalog.relay.broker_losses_total == 0
+
+    broker.stop()
+    broker.start()
+    # Another service created the topics again: there, and empty.
+    await create_topics(catalog.settings)
+
+    await eventually(lambda: _is_more(catalog.relay.broker_losses_total, 0), timeout=30)
+    exchange = await runtimes(EXCHANGE, exchange_settings)
+    for pole in unread:
+        await eventually(partial(pole_count, exchange, pole.id), timeout=60)
 
 
 async def _none_unpublished(runtime: ServiceRuntime) -> bool:
