@@ -20,8 +20,9 @@ N`` (``--workers``, default 1 as ``ptce dev`` runs them), configured by environm
 (``ptce.testing.system``: ``running_system``, ``settings_env``; the exchange and the ledger
 fetch the token keys from the catalog over HTTP). Each process runs its relay and consumers;
 with ``--separate-workers`` they run in a ``ptce worker`` process beside the API (its child,
-counted with it), as the deployment files run them. Against the embedded broker the relay
-lingers 200 ms (``OUTBOX_LINGER_MS``, ``ptce.embedded.EMBEDDED_BROKER_ENV``), as in ``ptce dev``.
+counted with it), as the deployment files run them. Against the embedded broker, as in
+``ptce dev`` (``ptce.embedded.EMBEDDED_BROKER_ENV``), the relay lingers 200 ms, the topics have
+one partition and fetches wait up to 100 ms.
 
 **Members.** Through the catalog (``CatalogApi``: the pole as ``ptce pole create`` makes it,
 then its HTTP API): ``--providers`` members each publishing ``--offers-per-provider`` offers,

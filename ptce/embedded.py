@@ -249,11 +249,17 @@ class EmbeddedPostgres:
 
 
 # Given to the services that use the embedded broker, unless the environment says otherwise.
-# Tansu 0.6's memory storage keeps each record batch as an object, and every batch written to
-# or read from a partition costs it time in proportion to what the partition already holds:
-# its CPU grows with the batch rate times what it holds. A relay lingering 200 ms sends at
-# most five batches a second per partition (docs/events.md, "The embedded broker's cost").
-EMBEDDED_BROKER_ENV = {"OUTBOX_LINGER_MS": "200"}
+# Tansu 0.6's memory storage keeps each record batch as an object, and a fetch from a
+# partition, every pass of its wait for data, costs it time in proportion to the batches the
+# partition holds: its CPU grows with the fetch passes times what it holds. A relay lingering
+# 200 ms sends at most five batches a second per partition; one partition a topic makes a
+# third of the batches; a fetch waiting up to 100 ms makes fewer passes (docs/events.md,
+# "The embedded broker's cost").
+EMBEDDED_BROKER_ENV = {
+    "OUTBOX_LINGER_MS": "200",
+    "KAFKA_TOPIC_PARTITIONS": "1",
+    "KAFKA_FETCH_MAX_WAIT_MS": "100",
+}
 
 
 def use_embedded_broker_settings() -> None:
