@@ -316,8 +316,8 @@ class BrokerWatch:
         ]
         self._acknowledged: dict[int, int] | None = None
         self._committed: dict[tuple[str, int], int] = {}
-        # Partitions no group guards (none committed on them): their ends, as last read, and
-        # those acknowledged sends to by then.
+        # For the partitions no group guards (none committed on them): each one's end as last
+        # read, and which of them had an acknowledged send at the last look.
         self._ends: dict[int, int] = {}
         self._sent_to: set[int] = set()
         self._last_check = 0.0
